@@ -1,0 +1,31 @@
+#pragma once
+/// @file
+/// hsgd: hierarchical SGD (local SGD on a multi-level network) for research code.
+/// The one header a user includes.
+
+#include "hsgd/version.hpp"
+
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/random.hpp"
+#include "hsgd/core/types.hpp"
+
+#include "hsgd/objective/concepts.hpp"
+#include "hsgd/objective/logistic.hpp"
+#include "hsgd/objective/quadratic.hpp"
+
+#include "hsgd/sampler/samplers.hpp"
+
+#include "hsgd/optimizer/learning_rate.hpp"
+#include "hsgd/optimizer/update.hpp"
+
+#include "hsgd/topology/grouping.hpp"
+#include "hsgd/topology/schedule.hpp"
+#include "hsgd/topology/topology.hpp"
+
+#include "hsgd/aggregation/server.hpp"
+#include "hsgd/worker/worker.hpp"
+
+#include "hsgd/run/engine.hpp"
+#include "hsgd/run/observer.hpp"
+#include "hsgd/run/options.hpp"
+#include "hsgd/run/summary.hpp"

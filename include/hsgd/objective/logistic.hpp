@@ -1,0 +1,147 @@
+#pragma once
+/// @file
+/// Logistic regression with a non-convex regulariser: the objective of benchmark B1.
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/random.hpp"
+#include "hsgd/core/types.hpp"
+
+namespace hsgd {
+
+/// Binary logistic loss over m samples (a_k, y_k), y_k in {-1, +1}, plus the smooth non-convex
+/// regulariser of Antoniadis et al.:
+///
+///   F(x) = (1/m) sum_k log(1 + exp(-y_k a_k.x)) + lambda sum_i x_i^2 / (1 + x_i^2)
+///   grad F(x) = (1/m) sum_k -y_k sigma(-y_k a_k.x) a_k + lambda 2 x_i / (1 + x_i^2)^2
+///
+/// A minibatch gradient averages the data term over the batch and adds the (deterministic)
+/// regulariser gradient in full. Features are stored one sample per column (d x m) so that each
+/// sample is one contiguous read.
+template <Real S = double>
+class NonconvexLogistic {
+ public:
+  using Scalar = S;
+
+  NonconvexLogistic(Matrix<Scalar> features, Vector<Scalar> labels, Scalar lambda = Scalar(1e-3))
+      : features_(std::move(features)), labels_(std::move(labels)), lambda_(lambda) {
+    detail::require(features_.rows() > 0 && features_.cols() > 0,
+                    "'features' ({}x{}) must hold at least one sample of at least one coordinate",
+                    features_.rows(), features_.cols());
+    detail::require(labels_.size() == features_.cols(), "'labels' has {} entries but 'features' has {} samples",
+                    labels_.size(), features_.cols());
+    detail::require((labels_.array().abs() == Scalar(1)).all(), "'labels' must all be -1 or +1");
+    detail::require(std::isfinite(lambda_) && lambda_ >= 0, "'lambda' ({}) must be finite and non-negative",
+                    lambda_);
+  }
+
+  [[nodiscard]] Index dimension() const { return features_.rows(); }
+  [[nodiscard]] Index sample_count() const { return features_.cols(); }
+  [[nodiscard]] Scalar lambda() const { return lambda_; }
+  [[nodiscard]] const Matrix<Scalar>& features() const { return features_; }
+  [[nodiscard]] const Vector<Scalar>& labels() const { return labels_; }
+
+  [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
+    Scalar loss = 0;
+    for (Index k = 0; k < sample_count(); ++k) loss += softplus(-labels_(k) * features_.col(k).dot(x));
+    return loss / Scalar(sample_count()) + regulariser(x);
+  }
+
+  void gradient(ConstVectorRef<Scalar> x, VectorRef<Scalar> g) const {
+    g.setZero();
+    for (Index k = 0; k < sample_count(); ++k) accumulate_sample(x, k, g);
+    finish(x, Scalar(sample_count()), g);
+  }
+
+  void batch_gradient(ConstVectorRef<Scalar> x, std::span<const Index> batch, VectorRef<Scalar> g) const {
+    g.setZero();
+    for (const Index k : batch) accumulate_sample(x, k, g);
+    finish(x, Scalar(batch.size()), g);
+  }
+
+ private:
+  static Scalar softplus(Scalar z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
+
+  [[nodiscard]] Scalar regulariser(ConstVectorRef<Scalar> x) const {
+    return lambda_ * (x.array().square() / (Scalar(1) + x.array().square())).sum();
+  }
+
+  /// g += d/dx log(1 + exp(-y a.x)) = -y sigma(-y a.x) a.
+  void accumulate_sample(ConstVectorRef<Scalar> x, Index k, VectorRef<Scalar> g) const {
+    const Scalar margin = labels_(k) * features_.col(k).dot(x);
+    g.noalias() += (-labels_(k) / (Scalar(1) + std::exp(margin))) * features_.col(k);
+  }
+
+  /// g = g / count + grad of the regulariser.
+  void finish(ConstVectorRef<Scalar> x, Scalar count, VectorRef<Scalar> g) const {
+    g.array() = g.array() / count +
+                (Scalar(2) * lambda_) * x.array() / (Scalar(1) + x.array().square()).square();
+  }
+
+  Matrix<Scalar> features_;
+  Vector<Scalar> labels_;
+  Scalar lambda_;
+};
+
+/// Parameters of benchmark B1's synthetic data (brief section 6), with its defaults.
+struct B1Data {
+  Index workers = 64;               ///< n
+  Index samples_per_worker = 512;   ///< m
+  Index dimension = 100;            ///< d
+  double lambda = 1e-3;             ///< regulariser weight
+  double signal = 2.0;              ///< standard deviation of a.w for the labelling model w
+  double heterogeneity = 1.0;       ///< how far each worker's labelling model is from the shared one
+  std::uint64_t seed = 0;           ///< data seed; worker j's data come from stream (seed, data, j)
+
+  void validate() const {
+    detail::require(workers > 0, "'workers' ({}) must be positive", workers);
+    detail::require(samples_per_worker > 0, "'samples_per_worker' ({}) must be positive", samples_per_worker);
+    detail::require(dimension > 0, "'dimension' ({}) must be positive", dimension);
+    detail::require(std::isfinite(lambda) && lambda >= 0, "'lambda' ({}) must be finite and non-negative",
+                    lambda);
+    detail::require(std::isfinite(signal) && signal >= 0, "'signal' ({}) must be finite and non-negative", signal);
+    detail::require(std::isfinite(heterogeneity) && heterogeneity >= 0,
+                    "'heterogeneity' ({}) must be finite and non-negative", heterogeneity);
+  }
+};
+
+/// Makes B1's shards: features a ~ N(0, I_d); worker j labels with w_j = signal (w + h u_j) / sqrt(d (1 + h^2)),
+/// where w and u_j are standard normal, and y = +1 with probability sigma(a.w_j). With
+/// heterogeneity h = 0 the data are IID across workers; larger h makes them more non-IID.
+template <Real Scalar = double>
+std::vector<NonconvexLogistic<Scalar>> make_b1_shards(const B1Data& data) {
+  data.validate();
+  const Index d = data.dimension;
+  Rng shared = make_stream(data.seed, StreamKind::data, static_cast<std::uint64_t>(data.workers));
+  Vector<double> common(d);
+  for (Index i = 0; i < d; ++i) common(i) = shared.normal();
+  const double scale = data.signal / std::sqrt(double(d) * (1.0 + data.heterogeneity * data.heterogeneity));
+
+  std::vector<NonconvexLogistic<Scalar>> shards;
+  shards.reserve(static_cast<std::size_t>(data.workers));
+  Vector<double> truth(d);
+  for (Index j = 0; j < data.workers; ++j) {
+    Rng rng = make_stream(data.seed, StreamKind::data, static_cast<std::uint64_t>(j));
+    for (Index i = 0; i < d; ++i) truth(i) = scale * (common(i) + data.heterogeneity * rng.normal());
+    Matrix<Scalar> features(d, data.samples_per_worker);
+    Vector<Scalar> labels(data.samples_per_worker);
+    for (Index k = 0; k < data.samples_per_worker; ++k) {
+      double margin = 0;
+      for (Index i = 0; i < d; ++i) {
+        const double a = rng.normal();
+        features(i, k) = Scalar(a);
+        margin += a * truth(i);
+      }
+      labels(k) = rng.uniform() < 1.0 / (1.0 + std::exp(-margin)) ? Scalar(1) : Scalar(-1);
+    }
+    shards.emplace_back(std::move(features), std::move(labels), Scalar(data.lambda));
+  }
+  return shards;
+}
+
+}  // namespace hsgd

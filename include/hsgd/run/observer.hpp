@@ -1,0 +1,70 @@
+#pragma once
+/// @file
+/// Observers: optional hooks a run calls as it goes.
+
+#include <concepts>
+#include <type_traits>
+
+#include "hsgd/core/types.hpp"
+
+namespace hsgd {
+
+namespace observer_requirements {
+
+template <class O, class Run>
+concept has_after_step = requires(O& o, const Run& run) { o.after_step(run); };
+
+template <class O, class Run>
+concept has_after_aggregation = requires(O& o, const Run& run, Index level) { o.after_aggregation(run, level); };
+
+template <class Result>
+concept void_or_bool = std::is_void_v<Result> || std::same_as<Result, bool>;
+
+}  // namespace observer_requirements
+
+/// Something that watches a run. It has one or both of
+///
+/// - `after_step(const Engine& run)`: after every step t, once the step and any aggregation in it
+///   are done (run.step_count() == t);
+/// - `after_aggregation(const Engine& run, Index level)`: right after the level-`level` servers
+///   have averaged, before the same step's `after_step`;
+///
+/// each returning void, or bool where true stops the run after the current step (like
+/// ensmallen's callbacks). Observers only read: they cannot change the trajectory.
+template <class O, class Run>
+concept Observer = observer_requirements::has_after_step<O, Run> || observer_requirements::has_after_aggregation<O, Run>;
+
+namespace detail {
+
+/// Calls the hook if present; true when it asked to stop.
+template <class O, class Run>
+bool notify_step(O& observer, const Run& run) {
+  if constexpr (observer_requirements::has_after_step<O, Run>) {
+    using Result = decltype(observer.after_step(run));
+    static_assert(observer_requirements::void_or_bool<Result>, "hsgd Observer: `after_step` must return void or bool");
+    if constexpr (std::is_void_v<Result>) {
+      observer.after_step(run);
+    } else {
+      return observer.after_step(run);
+    }
+  }
+  return false;
+}
+
+template <class O, class Run>
+bool notify_aggregation(O& observer, const Run& run, Index level) {
+  if constexpr (observer_requirements::has_after_aggregation<O, Run>) {
+    using Result = decltype(observer.after_aggregation(run, level));
+    static_assert(observer_requirements::void_or_bool<Result>,
+                  "hsgd Observer: `after_aggregation` must return void or bool");
+    if constexpr (std::is_void_v<Result>) {
+      observer.after_aggregation(run, level);
+    } else {
+      return observer.after_aggregation(run, level);
+    }
+  }
+  return false;
+}
+
+}  // namespace detail
+}  // namespace hsgd

@@ -1,0 +1,49 @@
+#pragma once
+/// @file
+/// What a run reports when it ends.
+
+#include <iterator>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "hsgd/core/types.hpp"
+
+namespace hsgd {
+
+/// The outcome of `Engine::run()`. `brief_report()` (or formatting the summary with fmt) gives
+/// a two-line account.
+struct Summary {
+  Index workers = 0;                  ///< n
+  std::vector<Index> periods;         ///< P_1..P_L
+  Index steps = 0;                    ///< local steps each worker has taken, in all
+  std::vector<Index> aggregations;    ///< aggregations[l - 1]: rounds in which level l aggregated
+  Index regroupings = 0;              ///< grouping draws after the first
+  double loss = std::numeric_limits<double>::quiet_NaN();  ///< f(xbar) at the end
+  double gradient_norm_squared = std::numeric_limits<double>::quiet_NaN();  ///< ||grad f(xbar)||^2 at the end
+  double seconds = 0;                 ///< wall time of run()
+  bool stopped_by_observer = false;   ///< an observer returned true
+
+  [[nodiscard]] std::string brief_report() const {
+    std::string out = fmt::format("hsgd: {} workers, {} steps, periods [{}]; aggregations per level [{}]",
+                                  workers, steps, fmt::join(periods, ", "), fmt::join(aggregations, ", "));
+    if (regroupings > 0) fmt::format_to(std::back_inserter(out), "; {} regroupings", regroupings);
+    if (stopped_by_observer) out += "; stopped by an observer";
+    fmt::format_to(std::back_inserter(out), "\n      f(xbar) = {:.6g}, ||grad f(xbar)||^2 = {:.6g}, {:.3f} s", loss,
+                   gradient_norm_squared, seconds);
+    return out;
+  }
+};
+
+}  // namespace hsgd
+
+/// `fmt::print("{}\n", summary)` prints the brief report.
+template <>
+struct fmt::formatter<hsgd::Summary> : fmt::formatter<std::string> {
+  template <class FormatContext>
+  auto format(const hsgd::Summary& summary, FormatContext& context) const {
+    return fmt::formatter<std::string>::format(summary.brief_report(), context);
+  }
+};
