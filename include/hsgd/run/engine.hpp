@@ -94,9 +94,12 @@ class Engine {
   /// Runs until `options().steps` steps have been taken in all, or an observer asks to stop.
   template <class... Observers>
   Summary run(Observers&&... observers) {
-    static_assert((Observer<std::remove_cvref_t<Observers>, Engine> && ...),
+    // Checked on the type as passed, so a const observer whose hooks are not const is an error
+    // rather than silently never called.
+    static_assert((Observer<std::remove_reference_t<Observers>, Engine> && ...),
                   "hsgd Observer: each observer needs `after_step(const Engine&)` and/or "
-                  "`after_aggregation(const Engine&, hsgd::Index level)`, returning void or bool (true stops)");
+                  "`after_aggregation(const Engine&, hsgd::Index level)`, returning void or bool (true stops), "
+                  "callable on the observer as passed (a const observer needs const hooks)");
     const auto start = std::chrono::steady_clock::now();
     bool stop = false;
     while (!stop && step_ < options_.steps) {

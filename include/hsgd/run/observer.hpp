@@ -4,7 +4,9 @@
 
 #include <concepts>
 #include <type_traits>
+#include <utility>
 
+#include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
 namespace hsgd {
@@ -67,4 +69,36 @@ bool notify_aggregation(O& observer, const Run& run, Index level) {
 }
 
 }  // namespace detail
+
+/// Observer that calls `callback(run)` after every `period`-th step (steps period, 2 period, ...).
+/// The callback returns void, or bool where true stops the run. Made by `every()`.
+template <class Callback>
+class Every {
+ public:
+  Every(Index period, Callback callback) : period_(period), callback_(std::move(callback)) {
+    detail::require(period > 0, "'period' ({}) must be positive", period);
+  }
+
+  template <class Run>
+  bool after_step(const Run& run) {
+    if (run.step_count() % period_ != 0) return false;
+    if constexpr (std::is_void_v<std::invoke_result_t<Callback&, const Run&>>) {
+      callback_(run);
+      return false;
+    } else {
+      return static_cast<bool>(callback_(run));
+    }
+  }
+
+ private:
+  Index period_;
+  Callback callback_;
+};
+
+/// `engine.run(hsgd::every(100, [](const auto& run) { ... }))`: a callback every 100 steps.
+template <class Callback>
+Every<std::decay_t<Callback>> every(Index period, Callback&& callback) {
+  return Every<std::decay_t<Callback>>(period, std::forward<Callback>(callback));
+}
+
 }  // namespace hsgd
