@@ -29,3 +29,4 @@
 #include "hsgd/run/observer.hpp"
 #include "hsgd/run/options.hpp"
 #include "hsgd/run/summary.hpp"
+#include "hsgd/run/thread_pool.hpp"

@@ -2,8 +2,10 @@
 /// @file
 /// The N-level H-SGD loop.
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "hsgd/run/observer.hpp"
 #include "hsgd/run/options.hpp"
 #include "hsgd/run/summary.hpp"
+#include "hsgd/run/thread_pool.hpp"
 #include "hsgd/sampler/samplers.hpp"
 #include "hsgd/topology/grouping.hpp"
 #include "hsgd/topology/schedule.hpp"
@@ -68,6 +71,7 @@ class Engine {
         rate_(std::move(rate)),
         grouping_(std::move(grouping)),
         grouping_rng_(make_stream(options_.seed, StreamKind::grouping, 0)),
+        pool_(std::make_unique<detail::ThreadPool>(options_.resolved_threads())),
         aggregations_(static_cast<std::size_t>(topology_.levels()), 0) {
     update_.validate();
     rate_.validate();
@@ -115,11 +119,7 @@ class Engine {
   /// Returns that level, or 0.
   Index step() {
     ++step_;
-    const Scalar learning_rate = current_learning_rate();
-    for (auto& worker : workers_) {
-      worker.step(update_, learning_rate);
-      if (options_.check_finite && !worker.model().allFinite()) throw NumericalError(step_, worker.id(), 0);
-    }
+    local_steps(current_learning_rate());
     const Index level = schedule_.level_after(step_);
     if (level > 0) aggregate(level);
     return level;
@@ -127,7 +127,7 @@ class Engine {
 
   // ---- models --------------------------------------------------------------------------------
 
-  /// Sets every worker's model to x0 (and the servers' view of it), e.g. before the first step.
+  /// Sets every worker's model to x0, e.g. before the first step.
   void set_model(ConstVectorRef<Scalar> x0) {
     check_dimension(x0.size(), "x0");
     models_.colwise() = x0;
@@ -260,6 +260,27 @@ class Engine {
     return static_cast<Scalar>(rate);
   }
 
+  /// Every worker's local step, in parallel. A non-finite model is reported for the lowest
+  /// worker index, so the error names the same worker whatever the thread count.
+  void local_steps(Scalar learning_rate) {
+    std::atomic<Index> first_non_finite{workers()};
+    auto chunk = [&](Index begin, Index end) {
+      for (Index j = begin; j < end; ++j) {
+        auto& worker = workers_[static_cast<std::size_t>(j)];
+        worker.step(update_, learning_rate);
+        if (options_.check_finite && !worker.model().allFinite()) {
+          Index seen = first_non_finite.load(std::memory_order_relaxed);
+          while (j < seen && !first_non_finite.compare_exchange_weak(seen, j, std::memory_order_relaxed)) {
+          }
+          return;
+        }
+      }
+    };
+    pool_->for_each_chunk(workers(), chunk);
+    if (first_non_finite.load(std::memory_order_relaxed) < workers())
+      throw NumericalError(step_, first_non_finite.load(std::memory_order_relaxed), 0);
+  }
+
   void make_workers(const SamplerType& sampler) {
     const Index d = dimension();
     const Index state_size = UpdateType::has_state ? d : 0;
@@ -366,6 +387,7 @@ class Engine {
   std::vector<Index> slot_to_worker_;
   std::vector<Index> worker_to_slot_;
 
+  std::unique_ptr<detail::ThreadPool> pool_;  // behind a pointer: its threads hold its address
   Index step_ = 0;
   std::vector<Index> aggregations_;
   Index regroupings_ = 0;

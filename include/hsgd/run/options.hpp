@@ -2,8 +2,10 @@
 /// @file
 /// The settings of a run.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <thread>
 
 #include "hsgd/aggregation/server.hpp"
 #include "hsgd/core/error.hpp"
@@ -30,12 +32,21 @@ struct Options {
   /// Check every model for NaN/Inf after each local step and aggregation (a pass over memory
   /// per step; switch off only when that pass shows in a profile).
   bool check_finite = true;
+  /// Threads that run the workers of a step; 0 means one per hardware thread. Results are the
+  /// same bits for any value: each worker touches only its own model and random stream.
+  Index threads = 0;
 
   void validate() const {
     detail::require(std::isfinite(learning_rate) && learning_rate > 0, "'learning_rate' ({}) must be finite and positive",
                     learning_rate);
     detail::require(steps >= 0, "'steps' ({}) must be non-negative", steps);
     detail::require(warmup_steps >= 0, "'warmup_steps' ({}) must be non-negative", warmup_steps);
+    detail::require(threads >= 0, "'threads' ({}) must be non-negative (0: one per hardware thread)", threads);
+  }
+
+  /// The thread count `threads` stands for.
+  [[nodiscard]] Index resolved_threads() const {
+    return threads > 0 ? threads : std::max<Index>(1, static_cast<Index>(std::thread::hardware_concurrency()));
   }
 };
 

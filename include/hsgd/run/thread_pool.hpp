@@ -1,0 +1,110 @@
+#pragma once
+/// @file
+/// A small fixed pool of threads that run the workers of one step.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "hsgd/core/types.hpp"
+
+namespace hsgd::detail {
+
+/// Splits [0, count) into one contiguous chunk per thread and runs them, the calling thread
+/// taking chunk 0. Our own pool over std::jthread rather than OpenMP: it needs no compiler flag in
+/// the user's build, it is allocation-free per call (a function pointer and a context, no
+/// std::function), and the chunking is fixed, so which thread runs a worker never depends on
+/// timing. Results cannot depend on the thread count anyway: a worker touches only its own
+/// columns and its own random stream.
+///
+/// Helpers spin briefly, then sleep on an atomic wait, for the next call: a step is short
+/// (tens of microseconds), so waking by futex alone would cost a noticeable share of it.
+class ThreadPool {
+ public:
+  explicit ThreadPool(Index threads) : threads_(std::max<Index>(1, threads)) {
+    for (Index id = 1; id < threads_; ++id) helpers_.emplace_back([this, id] { serve(id); });
+  }
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  ~ThreadPool() {
+    stopping_.store(true, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+  }  // the jthreads join here
+
+  [[nodiscard]] Index threads() const { return threads_; }
+
+  /// Calls body(begin, end) on every chunk of [0, count) and returns when all are done. The
+  /// first exception thrown by any chunk is rethrown here.
+  template <class Body>
+  void for_each_chunk(Index count, Body& body) {
+    if (threads_ == 1 || count <= 1) {
+      body(Index{0}, count);
+      return;
+    }
+    task_ = [](void* context, Index begin, Index end) { (*static_cast<Body*>(context))(begin, end); };
+    context_ = &body;
+    count_ = count;
+    remaining_.store(threads_ - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    run_chunk(0);
+    for (Index left = remaining_.load(std::memory_order_acquire); left != 0;
+         left = remaining_.load(std::memory_order_acquire)) {
+      remaining_.wait(left, std::memory_order_acquire);
+    }
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+
+ private:
+  void serve(Index id) {
+    std::uint64_t seen = 0;
+    while (true) {
+      seen = await_generation(seen);
+      if (stopping_.load(std::memory_order_relaxed)) return;
+      run_chunk(id);
+      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) remaining_.notify_one();
+    }
+  }
+
+  std::uint64_t await_generation(std::uint64_t seen) {
+    for (int spin = 0; spin < 4096; ++spin) {
+      const std::uint64_t now = generation_.load(std::memory_order_acquire);
+      if (now != seen) return now;
+    }
+    generation_.wait(seen, std::memory_order_acquire);
+    return generation_.load(std::memory_order_acquire);
+  }
+
+  void run_chunk(Index id) {
+    const Index begin = count_ * id / threads_;
+    const Index end = count_ * (id + 1) / threads_;
+    if (begin == end) return;
+    try {
+      task_(context_, begin, end);
+    } catch (...) {
+      const std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  Index threads_;
+  void (*task_)(void*, Index, Index) = nullptr;
+  void* context_ = nullptr;
+  Index count_ = 0;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<Index> remaining_{0};
+  std::atomic<bool> stopping_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  std::vector<std::jthread> helpers_;  // last member: joined first, while the rest is alive
+};
+
+}  // namespace hsgd::detail
