@@ -1,5 +1,5 @@
-// Must not compile: a const observer whose hook is not const would never be called. Expected
-// diagnostic: "a const observer needs const hooks"
+// Must not compile: a const observer whose hook is not const would never be called.
+// expect: a const observer needs const hooks
 #include <hsgd/hsgd.hpp>
 
 struct Counter {

@@ -1,5 +1,5 @@
-// Must not compile: the grouping policy cannot assign workers. Expected diagnostic:
-// "hsgd GroupingPolicy: missing `void assign("
+// Must not compile: the grouping policy cannot assign workers.
+// expect: hsgd GroupingPolicy: missing `void assign(
 #include <hsgd/hsgd.hpp>
 
 struct NoAssign {

@@ -1,5 +1,5 @@
-// Must not compile: the objective has no batch_gradient. Expected diagnostic:
-// "hsgd Objective: missing `void batch_gradient"
+// Must not compile: the objective has no batch_gradient.
+// expect: hsgd Objective: missing `void batch_gradient
 #include <hsgd/hsgd.hpp>
 
 struct NoBatchGradient {

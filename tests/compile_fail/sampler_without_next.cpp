@@ -1,5 +1,5 @@
-// Must not compile: the sampler cannot draw. Expected diagnostic:
-// "hsgd Sampler: missing `std::span<const hsgd::Index> next(hsgd::Rng& rng)`"
+// Must not compile: the sampler cannot draw.
+// expect: hsgd Sampler: missing `std::span<const hsgd::Index> next(hsgd::Rng& rng)`
 #include <hsgd/hsgd.hpp>
 
 struct CannotDraw {

@@ -1,5 +1,5 @@
-// Must not compile: the update policy has no apply. Expected diagnostic:
-// "hsgd UpdatePolicy: missing `void apply("
+// Must not compile: the update policy has no apply.
+// expect: hsgd UpdatePolicy: missing `void apply(
 #include <hsgd/hsgd.hpp>
 
 struct NoApply {

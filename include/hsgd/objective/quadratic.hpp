@@ -27,22 +27,12 @@ class Quadratic {
   using Scalar = S;
 
   /// Deterministic quadratic: one sample, centred at `centre`.
-  Quadratic(Vector<Scalar> curvature, Vector<Scalar> centre)
-      : Quadratic(std::move(curvature), Matrix<Scalar>(centre)) {}
+  Quadratic(Vector<Scalar> curvature, const Vector<Scalar>& centre)
+      : Quadratic(std::move(curvature), one_sample(centre, curvature.size()), SampleCentres{}) {}
 
   /// Stochastic quadratic whose samples are the columns of `sample_centres` (d x m).
-  Quadratic(Vector<Scalar> curvature, Matrix<Scalar> sample_centres)
-      : curvature_(std::move(curvature)), samples_(std::move(sample_centres)) {
-    detail::require(curvature_.size() > 0, "'curvature' must have at least one coordinate");
-    detail::require(samples_.rows() == curvature_.size(),
-                    "'sample_centres' has {} rows but 'curvature' has {} coordinates", samples_.rows(),
-                    curvature_.size());
-    detail::require(samples_.cols() > 0, "'sample_centres' must hold at least one sample");
-    detail::require(curvature_.allFinite() && samples_.allFinite(),
-                    "'curvature' and the centres must be finite");
-    centre_ = samples_.rowwise().mean();
-    const Vector<Scalar> spread = (samples_.colwise() - centre_).array().square().rowwise().mean();
-    constant_ = Scalar(0.5) * curvature_.dot(spread);
+  static Quadratic from_samples(Vector<Scalar> curvature, Matrix<Scalar> sample_centres) {
+    return Quadratic(std::move(curvature), std::move(sample_centres), SampleCentres{});
   }
 
   /// Isotropic quadratic (a/2)||x - c_k||^2 averaged over samples drawn as centre + sigma * N(0, I):
@@ -56,7 +46,7 @@ class Quadratic {
     for (Index k = 0; k < samples; ++k) {
       for (Index i = 0; i < centre.size(); ++i) centres(i, k) = centre(i) + sigma * Scalar(rng.normal());
     }
-    return Quadratic(Vector<Scalar>::Constant(centre.size(), curvature), std::move(centres));
+    return from_samples(Vector<Scalar>::Constant(centre.size(), curvature), std::move(centres));
   }
 
   [[nodiscard]] Index dimension() const { return curvature_.size(); }
@@ -80,6 +70,28 @@ class Quadratic {
   }
 
  private:
+  struct SampleCentres {};  // tells the constructors apart: an Eigen expression converts to both
+
+  static Matrix<Scalar> one_sample(const Vector<Scalar>& centre, Index dimension) {
+    detail::require(centre.size() == dimension, "'centre' has {} coordinates but 'curvature' has {}", centre.size(),
+                    dimension);
+    return centre;
+  }
+
+  Quadratic(Vector<Scalar> curvature, Matrix<Scalar> sample_centres, SampleCentres)
+      : curvature_(std::move(curvature)), samples_(std::move(sample_centres)) {
+    detail::require(curvature_.size() > 0, "'curvature' must have at least one coordinate");
+    detail::require(samples_.rows() == curvature_.size(),
+                    "'sample_centres' has {} rows but 'curvature' has {} coordinates", samples_.rows(),
+                    curvature_.size());
+    detail::require(samples_.cols() > 0, "'sample_centres' must hold at least one sample");
+    detail::require(curvature_.allFinite() && samples_.allFinite(),
+                    "'curvature' and the centres must be finite");
+    centre_ = samples_.rowwise().mean();
+    const Vector<Scalar> spread = (samples_.colwise() - centre_).array().square().rowwise().mean();
+    constant_ = Scalar(0.5) * curvature_.dot(spread);
+  }
+
   Vector<Scalar> curvature_;
   Matrix<Scalar> samples_;
   Vector<Scalar> centre_;

@@ -1,0 +1,24 @@
+# Makes hsgd::hsgd findable with find_package(hsgd CONFIG) from an install tree and from this
+# build tree.
+
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(HSGD_CONFIG_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/hsgd)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/hsgdConfig.cmake.in
+                              ${PROJECT_BINARY_DIR}/hsgdConfig.cmake INSTALL_DESTINATION ${HSGD_CONFIG_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/hsgdConfigVersion.cmake COMPATIBILITY SameMajorVersion
+                                 ARCH_INDEPENDENT)
+
+# Build tree: -Dhsgd_DIR=<this build directory>.
+export(TARGETS hsgd NAMESPACE hsgd:: FILE ${PROJECT_BINARY_DIR}/hsgdTargets.cmake)
+
+if(HSGD_INSTALL)
+  install(TARGETS hsgd EXPORT hsgdTargets)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/hsgd DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+          FILES_MATCHING PATTERN "*.hpp")
+  install(EXPORT hsgdTargets NAMESPACE hsgd:: DESTINATION ${HSGD_CONFIG_DIR})
+  install(FILES ${PROJECT_BINARY_DIR}/hsgdConfig.cmake ${PROJECT_BINARY_DIR}/hsgdConfigVersion.cmake
+          DESTINATION ${HSGD_CONFIG_DIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/hsgd)
+endif()

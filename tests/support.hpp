@@ -1,0 +1,76 @@
+#pragma once
+// Helpers shared by the unit tests.
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <hsgd/hsgd.hpp>
+
+namespace test {
+
+using hsgd::Index;
+using Vec = hsgd::Vector<double>;
+using Mat = hsgd::Matrix<double>;
+
+/// Shards whose gradient is zero everywhere (curvature 0), so local steps leave models where
+/// they are and only aggregation moves them. Worker j holds samples[j] samples (default 1).
+inline std::vector<hsgd::Quadratic<double>> still_shards(Index workers, Index dimension,
+                                                         const std::vector<Index>& samples = {}) {
+  std::vector<hsgd::Quadratic<double>> shards;
+  for (Index j = 0; j < workers; ++j) {
+    const Index count = samples.empty() ? 1 : samples[static_cast<std::size_t>(j)];
+    shards.push_back(hsgd::Quadratic<double>::from_samples(Vec::Zero(dimension), Mat::Zero(dimension, count)));
+  }
+  return shards;
+}
+
+/// Non-IID stochastic quadratics: worker j has its own diagonal curvature in [0.5, 1.5], its own
+/// centre, and `samples` noisy sample centres (noise sigma), drawn from the stream (seed, user, j).
+inline std::vector<hsgd::Quadratic<double>> noisy_quadratics(Index workers, Index dimension, std::uint64_t seed,
+                                                             Index samples = 32, double sigma = 1.0) {
+  std::vector<hsgd::Quadratic<double>> shards;
+  for (Index j = 0; j < workers; ++j) {
+    hsgd::Rng rng = hsgd::make_stream(seed, hsgd::StreamKind::user, static_cast<std::uint64_t>(j));
+    Vec curvature(dimension);
+    Vec centre(dimension);
+    for (Index i = 0; i < dimension; ++i) {
+      curvature(i) = 0.5 + rng.uniform();
+      centre(i) = 3.0 * rng.normal();
+    }
+    Mat centres(dimension, samples);
+    for (Index k = 0; k < samples; ++k) {
+      for (Index i = 0; i < dimension; ++i) centres(i, k) = centre(i) + sigma * rng.normal();
+    }
+    shards.push_back(hsgd::Quadratic<double>::from_samples(curvature, centres));
+  }
+  return shards;
+}
+
+/// ||a - b|| / max(||a||, ||b||), 0 when both are 0.
+template <class A, class B>
+double relative_difference(const A& a, const B& b) {
+  const double scale = std::max(a.norm(), b.norm());
+  return scale == 0 ? 0.0 : (a - b).norm() / scale;
+}
+
+/// The level that should aggregate after step t, computed from the periods alone: the highest
+/// l with t mod P_l == 0, or 0.
+inline Index expected_level(const std::vector<Index>& periods, Index step) {
+  for (Index level = static_cast<Index>(periods.size()); level >= 1; --level) {
+    if (step % periods[static_cast<std::size_t>(level - 1)] == 0) return level;
+  }
+  return 0;
+}
+
+/// Options with the given seed and a single thread unless told otherwise.
+inline hsgd::Options options(std::uint64_t seed = 1, Index steps = 100, double learning_rate = 0.05) {
+  hsgd::Options result;
+  result.seed = seed;
+  result.steps = steps;
+  result.learning_rate = learning_rate;
+  result.threads = 1;
+  return result;
+}
+
+}  // namespace test
