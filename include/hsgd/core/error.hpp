@@ -43,11 +43,18 @@ class NumericalError : public std::runtime_error {
 
 namespace detail {
 
-/// Throws InvalidArgument with the formatted message when `condition` is false. The message is
-/// only formatted on failure.
+/// Throws InvalidArgument with the formatted message.
 template <class... Args>
-void require(bool condition, fmt::format_string<Args...> message, Args&&... args) {
-  if (!condition) throw InvalidArgument(fmt::format(message, std::forward<Args>(args)...));
+[[noreturn]] void fail(fmt::format_string<Args...> message, Args&&... args) {
+  throw InvalidArgument(fmt::format(message, std::forward<Args>(args)...));
+}
+
+/// Throws InvalidArgument with the formatted message when `condition` is false. The message is
+/// only formatted on failure; the check itself stays small enough to inline, so the compiler
+/// knows nothing after a failed check runs.
+template <class... Args>
+inline void require(bool condition, fmt::format_string<Args...> message, Args&&... args) {
+  if (!condition) [[unlikely]] fail(message, std::forward<Args>(args)...);
 }
 
 }  // namespace detail

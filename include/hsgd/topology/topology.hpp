@@ -36,10 +36,10 @@ class Topology {
   Topology(Index workers, std::vector<Level> levels) : workers_(workers) {
     detail::require(workers > 0, "'workers' ({}) must be positive", workers);
     detail::require(!levels.empty(), "a topology needs at least one level");
+    detail::require(levels.back().unit_sizes.size() == 1,
+                    "the top level (level {}) must be one unit holding all workers, it has {} units", levels.size(),
+                    levels.back().unit_sizes.size());
     for (std::size_t l = 0; l < levels.size(); ++l) add_level(std::move(levels[l]), static_cast<Index>(l) + 1);
-    detail::require(levels_.back().unit_offsets.size() == 2,
-                    "the top level (level {}) must be one unit holding all workers, it has {} units",
-                    levels_.size(), levels_.back().unit_offsets.size() - 1);
   }
 
   /// Local SGD: one level, all n workers averaged every `period` steps.
