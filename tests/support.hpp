@@ -47,6 +47,15 @@ inline std::vector<hsgd::Quadratic<double>> noisy_quadratics(Index workers, Inde
   return shards;
 }
 
+/// A small B1 problem: 12 workers, 64 samples each, dimension d.
+inline hsgd::B1Data small_b1(Index dimension = 8) {
+  hsgd::B1Data data;
+  data.workers = 12;
+  data.samples_per_worker = 64;
+  data.dimension = dimension;
+  return data;
+}
+
 /// ||a - b|| / max(||a||, ||b||), 0 when both are 0.
 template <class A, class B>
 double relative_difference(const A& a, const B& b) {

@@ -10,14 +10,6 @@ using namespace test;
 
 namespace {
 
-hsgd::B1Data small_b1() {
-  hsgd::B1Data data;
-  data.workers = 12;
-  data.samples_per_worker = 64;
-  data.dimension = 8;
-  return data;
-}
-
 template <class Scalar = double>
 hsgd::Matrix<Scalar> b1_models(std::uint64_t seed, Index threads, Index steps = 64) {
   auto opts = options(seed, steps, 0.1);

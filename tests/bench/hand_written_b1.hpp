@@ -76,7 +76,8 @@ class HandWrittenB1 {
     }
     // Multiply-shift to [0, bound); its bias (< bound / 2^64) is immaterial for a yardstick.
     Eigen::Index below(Eigen::Index bound) {
-      return static_cast<Eigen::Index>((static_cast<unsigned __int128>(next()) * static_cast<std::uint64_t>(bound)) >> 64);
+      __extension__ using Wide = unsigned __int128;
+      return static_cast<Eigen::Index>((static_cast<Wide>(next()) * static_cast<std::uint64_t>(bound)) >> 64);
     }
   };
 

@@ -30,7 +30,7 @@ inline void eigen_check_failed(const char* condition) {
 
 #include <catch2/catch.hpp>
 
-#include <hsgd/hsgd.hpp>
+#include "../support.hpp"
 
 // The replacements below pair malloc with free; GCC's mismatch check cannot see through the
 // replaced operator new and would flag every delete.
@@ -105,14 +105,6 @@ long allocations_in_steady_state(Engine& engine, int warm_up, int steps) {
   });
 }
 
-hsgd::B1Data small_b1() {
-  hsgd::B1Data data;
-  data.workers = 12;
-  data.samples_per_worker = 64;
-  data.dimension = 10;
-  return data;
-}
-
 }  // namespace
 
 TEST_CASE("the counters see std and Eigen allocations", "[allocation]") {
@@ -125,7 +117,7 @@ TEST_CASE("the counters see std and Eigen allocations", "[allocation]") {
 }
 
 TEST_CASE("H-SGD steps allocate nothing once running, for every thread count", "[allocation]") {
-  const auto shards = hsgd::make_b1_shards(small_b1());
+  const auto shards = hsgd::make_b1_shards(test::small_b1());
   for (const hsgd::Index threads : {1, 2, 3}) {
     hsgd::Options options;
     options.threads = threads;
@@ -136,7 +128,7 @@ TEST_CASE("H-SGD steps allocate nothing once running, for every thread count", "
 
 TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups and 3 levels allocate nothing",
           "[allocation]") {
-  const auto shards = hsgd::make_b1_shards<float>(small_b1());
+  const auto shards = hsgd::make_b1_shards<float>(test::small_b1());
   hsgd::Options options;
   options.threads = 2;
   options.weighting = hsgd::Weighting::data_size;
@@ -150,7 +142,7 @@ TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups 
 }
 
 TEST_CASE("a run with an allocation-free observer allocates only its summary", "[allocation]") {
-  const auto shards = hsgd::make_b1_shards(small_b1());
+  const auto shards = hsgd::make_b1_shards(test::small_b1());
   hsgd::Options options;
   options.threads = 1;
   options.steps = 200;
