@@ -223,7 +223,7 @@ class Engine {
   [[nodiscard]] std::span<const Index> aggregation_counts() const { return aggregations_; }
   /// Grouping draws after the first.
   [[nodiscard]] Index regroupings() const { return regroupings_; }
-  /// gamma_t for the next step.
+  /// gamma_t, the learning rate the schedule gives at step t.
   [[nodiscard]] double learning_rate_at(Index step) const { return rate_.rate(options_.learning_rate, step); }
 
  private:
