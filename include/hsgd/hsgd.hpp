@@ -23,6 +23,9 @@
 #include "hsgd/topology/topology.hpp"
 
 #include "hsgd/aggregation/server.hpp"
+#include "hsgd/probe/decomposition.hpp"
+#include "hsgd/probe/probe.hpp"
+#include "hsgd/probe/record.hpp"
 #include "hsgd/worker/worker.hpp"
 
 #include "hsgd/run/engine.hpp"

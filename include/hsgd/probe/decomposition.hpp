@@ -1,0 +1,104 @@
+#pragma once
+/// @file
+/// The spread of per-worker vectors split over the levels of the hierarchy.
+
+#include <span>
+#include <vector>
+
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/types.hpp"
+#include "hsgd/topology/topology.hpp"
+
+namespace hsgd {
+
+/// Law of total variance over nested units. For per-worker vectors v_j (full gradients, or
+/// models) and normalised worker weights w_j, let m_0(j) = v_j, m_l(j) the weighted mean of the
+/// level-l unit holding j, and m_L the global mean. Then
+///
+///   total = sum_j w_j ||v_j - m_L||^2 = sum_{l=0}^{L-1} term_l,   term_l = sum_j w_j ||m_l(j) - m_{l+1}(j)||^2,
+///
+/// exactly, for any grouping and weights. For two levels with gradients g_j this is the paper's
+/// decomposition: term_0 = D_down (workers vs their local server), term_1 = D_up (local servers
+/// vs the global one), total = D_glob; with models it is C_in, C_up and C. `unit_spread(u)` is the
+/// level-1 spread of unit u on its own, sum_{j in u} w_j ||v_j - m_1(j)||^2 / sum_{j in u} w_j
+/// (D_down,i for gradients).
+///
+/// All storage is made at construction; `compute` allocates nothing.
+template <Real Scalar>
+class LevelDecomposition {
+ public:
+  LevelDecomposition(const Topology& topology, Index dimension)
+      : terms_(static_cast<std::size_t>(topology.levels()), 0.0),
+        unit_spreads_(static_cast<std::size_t>(topology.units(1)), 0.0) {
+    for (Index level = 1; level <= topology.levels(); ++level) {
+      means_.emplace_back(dimension, topology.units(level));
+      unit_weights_.emplace_back(static_cast<std::size_t>(topology.units(level)), 0.0);
+    }
+  }
+
+  /// Decomposes the columns of `vectors` (worker j in column j) under the engine's grouping and
+  /// weights in force now.
+  template <class Run>
+  void compute(const Run& run, const Matrix<Scalar>& vectors) {
+    detail::require(vectors.cols() == run.workers() && vectors.rows() == means_.front().rows(),
+                    "'vectors' is {}x{} but the run has {} workers of dimension {}", vectors.rows(), vectors.cols(),
+                    run.workers(), means_.front().rows());
+    const auto& weights = run.weights();
+    const Index levels = static_cast<Index>(means_.size());
+    for (Index level = 1; level <= levels; ++level) unit_means(run, vectors, level);
+
+    std::fill(terms_.begin(), terms_.end(), 0.0);
+    std::fill(unit_spreads_.begin(), unit_spreads_.end(), 0.0);
+    total_ = 0;
+    for (Index j = 0; j < run.workers(); ++j) {
+      const Index unit = run.unit_of(j, 1);
+      const double spread = static_cast<double>((vectors.col(j) - means_[0].col(unit)).squaredNorm());
+      terms_[0] += static_cast<double>(weights(j)) * spread;
+      unit_spreads_[static_cast<std::size_t>(unit)] += static_cast<double>(weights(j)) * spread;
+      total_ += static_cast<double>(weights(j)) * static_cast<double>((vectors.col(j) - means_.back().col(0)).squaredNorm());
+    }
+    for (std::size_t u = 0; u < unit_spreads_.size(); ++u) unit_spreads_[u] /= unit_weights_[0][u];
+    for (Index level = 1; level < levels; ++level) {
+      for (Index unit = 0; unit < run.topology().units(level); ++unit) {
+        const Index parent = run.unit_of(run.server(level, unit).members()[0], level + 1);
+        terms_[static_cast<std::size_t>(level)] +=
+            unit_weights_[static_cast<std::size_t>(level - 1)][static_cast<std::size_t>(unit)] *
+            static_cast<double>((mean(level, unit) - mean(level + 1, parent)).squaredNorm());
+      }
+    }
+  }
+
+  /// term_l for l = 0..L-1 (term_0: workers vs level 1; term_{L-1}: level L-1 vs the top).
+  [[nodiscard]] std::span<const double> terms() const { return terms_; }
+  /// sum_j w_j ||v_j - global mean||^2.
+  [[nodiscard]] double total() const { return total_; }
+  /// Level-1 spread of each unit on its own.
+  [[nodiscard]] std::span<const double> unit_spreads() const { return unit_spreads_; }
+  /// The weighted mean of unit u at level l (level L, unit 0: the global mean).
+  [[nodiscard]] auto mean(Index level, Index unit) const { return means_[static_cast<std::size_t>(level - 1)].col(unit); }
+
+ private:
+  template <class Run>
+  void unit_means(const Run& run, const Matrix<Scalar>& vectors, Index level) {
+    auto& means = means_[static_cast<std::size_t>(level - 1)];
+    auto& totals = unit_weights_[static_cast<std::size_t>(level - 1)];
+    for (Index unit = 0; unit < means.cols(); ++unit) {
+      means.col(unit).setZero();
+      double total = 0;
+      for (const Index j : run.server(level, unit).members()) {
+        means.col(unit).noalias() += run.weights()(j) * vectors.col(j);
+        total += static_cast<double>(run.weights()(j));
+      }
+      means.col(unit) /= static_cast<Scalar>(total);
+      totals[static_cast<std::size_t>(unit)] = total;
+    }
+  }
+
+  std::vector<Matrix<Scalar>> means_;              // means_[l - 1].col(u): mean of unit u at level l
+  std::vector<std::vector<double>> unit_weights_;  // total weight of each unit
+  std::vector<double> terms_;
+  std::vector<double> unit_spreads_;
+  double total_ = 0;
+};
+
+}  // namespace hsgd
