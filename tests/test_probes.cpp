@@ -1,0 +1,254 @@
+// Divergence probes: the decomposition identity, the pure-noise closed form, and that probing
+// changes nothing.
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+using namespace test;
+
+namespace {
+
+/// Gradient noise only: F(x) = (1/m) sum_k xi_k . x with sum_k xi_k = 0, so every minibatch
+/// gradient is a draw of the centred xi_k, whatever x is.
+struct PureNoise {
+  using Scalar = double;
+  Mat noise;  // d x m, rows centred
+  Index dimension() const { return noise.rows(); }
+  Index sample_count() const { return noise.cols(); }
+  double value(hsgd::ConstVectorRef<double>) const { return 0; }
+  void gradient(hsgd::ConstVectorRef<double>, hsgd::VectorRef<double> g) const { g.setZero(); }
+  void batch_gradient(hsgd::ConstVectorRef<double>, std::span<const Index> batch, hsgd::VectorRef<double> g) const {
+    g.setZero();
+    for (const Index k : batch) g += noise.col(k);
+    g /= double(batch.size());
+  }
+};
+
+/// D_up and D_down straight from the brief's definitions (two levels), for comparison.
+template <class Run>
+std::pair<double, double> brief_divergences(const Run& run, const Mat& gradients) {
+  const Vec& w = run.weights();
+  const Vec h = gradients * w;
+  double d_up = 0;
+  double d_down = 0;
+  for (const auto& group : run.units(1)) {
+    double weight = 0;
+    Vec h_i = Vec::Zero(gradients.rows());
+    for (const Index j : group) {
+      h_i += w(j) * gradients.col(j);
+      weight += w(j);
+    }
+    h_i /= weight;
+    d_up += weight * (h_i - h).squaredNorm();
+    for (const Index j : group) d_down += w(j) * (gradients.col(j) - h_i).squaredNorm();
+  }
+  return {d_up, d_down};
+}
+
+}  // namespace
+
+TEST_CASE("D_up + D_down = D_glob at random points, groupings and weights (brief 3.4)", "[probe][identity]") {
+  hsgd::Rng rng(31);
+  for (int trial = 0; trial < 6; ++trial) {
+    auto opts = options(static_cast<std::uint64_t>(trial));
+    opts.weighting = trial % 2 == 0 ? hsgd::Weighting::uniform : hsgd::Weighting::data_size;
+    std::vector<hsgd::Quadratic<double>> shards;
+    for (Index j = 0; j < 10; ++j) {
+      hsgd::Rng data = hsgd::make_stream(trial, hsgd::StreamKind::user, static_cast<std::uint64_t>(j));
+      shards.push_back(hsgd::Quadratic<double>::isotropic_noisy(1.0, Vec::Zero(4), 1 + j, 1.0, data));
+    }
+    hsgd::Engine engine(hsgd::Topology::two_level(std::vector<Index>{3, 1, 4, 2}, 2, 4), shards, hsgd::UniformSampler(1),
+                        opts, hsgd::Sgd{}, hsgd::ConstantRate{}, hsgd::RandomGrouping{});
+    Mat vectors(4, 10);
+    for (Index i = 0; i < vectors.size(); ++i) vectors(i) = 10 * rng.normal();
+    hsgd::LevelDecomposition<double> split(engine.topology(), 4);
+    split.compute(engine, vectors);
+    const auto [d_up, d_down] = brief_divergences(engine, vectors);
+    CHECK(std::abs(split.terms()[0] - d_down) <= 1e-12 * d_down);
+    CHECK(std::abs(split.terms()[1] - d_up) <= 1e-12 * d_up);
+    CHECK(std::abs(split.terms()[0] + split.terms()[1] - split.total()) <= 1e-12 * split.total());
+    // Per-group spreads recombine into D_down with the group weights.
+    double recombined = 0;
+    const auto groups = engine.units(1);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      double weight = 0;
+      for (const Index j : groups[i]) weight += engine.weights()(j);
+      recombined += weight * split.unit_spreads()[i];
+    }
+    CHECK(std::abs(recombined - d_down) <= 1e-12 * d_down);
+  }
+}
+
+TEST_CASE("Three levels: the per-level terms add up to the global divergence", "[probe][identity]") {
+  hsgd::Rng rng(5);
+  const hsgd::Topology topology(12, {{2, {2, 3, 1, 4, 2}}, {4, {6, 6}}, {8, {12}}});
+  for (const auto weighting : {hsgd::Weighting::uniform, hsgd::Weighting::data_size}) {
+    auto opts = options(3);
+    opts.weighting = weighting;
+    std::vector<hsgd::Quadratic<double>> shards;
+    for (Index j = 0; j < 12; ++j) {
+      hsgd::Rng data = hsgd::make_stream(9, hsgd::StreamKind::user, static_cast<std::uint64_t>(j));
+      shards.push_back(hsgd::Quadratic<double>::isotropic_noisy(1.0, Vec::Zero(3), 1 + j % 5, 1.0, data));
+    }
+    hsgd::Engine engine(topology, shards, hsgd::UniformSampler(1), opts, hsgd::Sgd{}, hsgd::ConstantRate{},
+                        hsgd::RandomGrouping{});
+    Mat vectors(3, 12);
+    for (Index i = 0; i < vectors.size(); ++i) vectors(i) = rng.normal();
+    hsgd::LevelDecomposition<double> split(topology, 3);
+    split.compute(engine, vectors);
+    REQUIRE(split.terms().size() == 3);
+    const double sum = split.terms()[0] + split.terms()[1] + split.terms()[2];
+    CHECK(std::abs(sum - split.total()) <= 1e-12 * split.total());
+    for (const double term : split.terms()) CHECK(term > 0);
+    // The top term alone: the two level-2 units against the global mean.
+    const Vec global = vectors * engine.weights();
+    double top = 0;
+    for (Index unit = 0; unit < 2; ++unit) {
+      double weight = 0;
+      Vec mean = Vec::Zero(3);
+      for (const Index j : engine.server(2, unit).members()) {
+        mean += engine.weights()(j) * vectors.col(j);
+        weight += engine.weights()(j);
+      }
+      top += weight * (mean / weight - global).squaredNorm();
+    }
+    CHECK(std::abs(split.terms()[2] - top) <= 1e-12 * top);
+  }
+}
+
+TEST_CASE("Probes do not change the trajectory", "[probe]") {
+  const auto models_after = [](bool probed) {
+    hsgd::Engine engine(hsgd::Topology::two_level(12, 3, 2, 8), hsgd::make_b1_shards(small_b1()), hsgd::UniformSampler(4),
+                        options(4, 64));
+    hsgd::MemoryRecorder memory;
+    auto probe = hsgd::make_probe(engine, {.gradient_every = 4, .model_every = 1}, memory);
+    if (probed) {
+      engine.run(probe);
+      CHECK(memory.rows.size() == 64);
+    } else {
+      engine.run();
+    }
+    return Mat(engine.models());
+  };
+  CHECK(models_after(true) == models_after(false));
+}
+
+TEST_CASE("Model spreads vanish at the aggregations that remove them", "[probe]") {
+  hsgd::Engine engine(hsgd::Topology::two_level(12, 3, 2, 8), noisy_quadratics(12, 3, 2), hsgd::UniformSampler(1),
+                      options(2, 32, 0.2));
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 0, .model_every = 1}, memory);
+  engine.run(probe);
+  for (const auto& row : memory.rows) {
+    INFO("step " << row.step << ", level " << row.level);
+    CHECK(std::isnan(row.d_up));  // gradient space not measured
+    CHECK(std::abs(row.c_in + row.c_up - row.c) <= 1e-12 * row.c + 1e-300);
+    if (row.level >= 1) CHECK(row.c_in <= 1e-25 * (1 + row.c_up));
+    if (row.level == 2) CHECK(row.c <= 1e-25);
+    if (row.level == 0) CHECK(row.c_in > 1e-6);  // workers drifted apart since the last average
+  }
+}
+
+TEST_CASE("Pure gradient noise: time-averaged C_in and C_up match the closed form (brief 3.1)",
+          "[probe][closed-form][statistics]") {
+  // n = 12, N = 3 groups of 4, gamma = 0.1, d = 1, I = 4, G = 16, batch 1 with replacement from
+  // 4096 centred N(0, 1) samples per worker, so sigma^2 is their empirical variance.
+  // E[C_in] = gamma^2 sigma^2 d (I - 1)/2 (1 - N/n), E[C_up] = gamma^2 sigma^2 d (G - 1)/2 (N - 1)/n.
+  // Global periods are independent (the global average resets every spread and the noise is
+  // fresh), so per-period means are i.i.d.: the margin is 5 standard errors of their average.
+  constexpr Index workers = 12;
+  constexpr Index global_period = 16;
+  constexpr Index periods = 1500;
+  std::vector<PureNoise> shards;
+  double variance = 0;
+  for (Index j = 0; j < workers; ++j) {
+    hsgd::Rng rng = hsgd::make_stream(77, hsgd::StreamKind::user, static_cast<std::uint64_t>(j));
+    Mat noise(1, 4096);
+    for (Index k = 0; k < noise.cols(); ++k) noise(0, k) = rng.normal();
+    noise.array() -= noise.mean();
+    variance += noise.squaredNorm() / double(noise.cols()) / double(workers);
+    shards.push_back({noise});
+  }
+  hsgd::Engine engine(hsgd::Topology::two_level(workers, 3, 4, global_period), shards, hsgd::UniformSampler(1),
+                      options(12, periods * global_period, 0.1));
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 0, .model_every = 1}, memory);
+  engine.run(probe);
+
+  const auto check = [&](double (*field)(const hsgd::ProbeRecord&), double expected) {
+    std::vector<double> period_means(periods, 0.0);
+    for (const auto& row : memory.rows) period_means[static_cast<std::size_t>((row.step - 1) / global_period)] += field(row) / global_period;
+    double mean = 0;
+    for (const double m : period_means) mean += m / periods;
+    double spread = 0;
+    for (const double m : period_means) spread += (m - mean) * (m - mean) / (periods - 1);
+    const double standard_error = std::sqrt(spread / periods);
+    INFO("measured " << mean << ", closed form " << expected << ", standard error " << standard_error);
+    CHECK(std::abs(mean - expected) < 5 * standard_error);
+    CHECK(standard_error < 0.05 * expected);  // the margin is tight enough to mean something
+  };
+  const double gamma2_sigma2 = 0.01 * variance;
+  check([](const hsgd::ProbeRecord& r) { return r.c_in; }, gamma2_sigma2 * 1.5 * (1 - 3.0 / 12));
+  check([](const hsgd::ProbeRecord& r) { return r.c_up; }, gamma2_sigma2 * 7.5 * (2.0 / 12));
+}
+
+TEST_CASE("Probes count aggregations, messages and scalars per level", "[probe]") {
+  // Level 1 (4 groups): each worker sends up and receives back: 2 x 12 messages. Level 2 adds the
+  // 4 local servers' hops: 2 x (12 + 4).
+  hsgd::Engine engine(hsgd::Topology::two_level(12, 4, 2, 6), noisy_quadratics(12, 5, 1), hsgd::UniformSampler(1),
+                      options(1, 24));
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 24, .model_every = 0}, memory);
+  engine.run(probe);
+  REQUIRE(memory.rows.size() == 1);
+  const auto& row = memory.rows.back();
+  CHECK(row.aggregations == std::vector<Index>{8, 4});
+  CHECK(row.messages == 8 * 24 + 4 * 32);
+  CHECK(row.scalars == double(row.messages) * 5);
+  CHECK(std::abs(row.d_up + row.d_down - row.d_glob) <= 1e-12 * row.d_glob);
+  CHECK(row.max_d_up == row.d_up);
+  const Vec average = engine.global_average();
+  CHECK(row.loss == engine.loss(average));
+  CHECK(std::abs(row.gradient_norm_squared - engine.gradient(average).squaredNorm()) <=
+        1e-12 * row.gradient_norm_squared);
+}
+
+TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record", "[probe][csv]") {
+  const std::string path = "probe_test.csv";
+  {
+    hsgd::Engine engine(hsgd::Topology::two_level(6, 2, 2, 4), noisy_quadratics(6, 2, 1), hsgd::UniformSampler(1),
+                        options(1, 8));
+    hsgd::CsvRecorder csv(path, {"scheme", "seed"});
+    csv.set_tags({"hsgd", "1"});
+    auto probe = hsgd::make_probe(engine, {.gradient_every = 4, .model_every = 2}, csv);
+    engine.run(probe);
+    std::ifstream partial(path);  // readable while the recorder is still open: rows are flushed
+    std::string header;
+    std::getline(partial, header);
+    CHECK(header ==
+          "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
+          "d_level_0,d_level_1,c_level_0,c_level_1");
+  }
+  std::ifstream file(path);
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(file, line)) lines.push_back(line);
+  REQUIRE(lines.size() == 5);  // header and steps 2, 4, 6, 8
+  CHECK(lines[1].rfind("hsgd,1,2,1,,,,,,", 0) == 0);  // step 2: level 1, gradient fields empty
+  CHECK(lines[2].rfind("hsgd,1,4,2,", 0) == 0);
+  std::stringstream fields(lines[2]);
+  std::vector<std::string> cells;
+  for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+  REQUIRE(cells.size() == 20);
+  const double d_up = std::stod(cells[6]);
+  const double d_down = std::stod(cells[7]);
+  const double d_glob = std::stod(cells[8]);
+  CHECK(std::abs(d_up + d_down - d_glob) <= 1e-12 * d_glob);
+  std::remove(path.c_str());
+}
