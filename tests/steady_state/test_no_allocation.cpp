@@ -156,3 +156,26 @@ TEST_CASE("a run with an allocation-free observer allocates only its summary", "
   // gradient); a bound far below the 199 steps shows the loop itself allocates nothing per step.
   CHECK(during < 16);
 }
+
+TEST_CASE("a divergence probe allocates nothing after it is attached", "[allocation][probe]") {
+  struct Latest {
+    double d_glob = 0;
+    hsgd::Index rows = 0;
+    void record(const hsgd::ProbeRecord& row) {
+      d_glob = row.d_glob;
+      ++rows;
+    }
+  };
+  const auto shards = hsgd::make_b1_shards(test::small_b1());
+  hsgd::Options options;
+  options.threads = 2;
+  options.steps = 200;
+  hsgd::Engine engine(hsgd::Topology(12, {{2, {3, 3, 6}}, {4, {6, 6}}, {8, {12}}}), shards, hsgd::UniformSampler(8), options);
+  Latest latest;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 4, .model_every = 1}, latest);
+  engine.step();
+  const long during = allocations_during([&] { engine.run(probe); });
+  CHECK(latest.rows == 199);
+  CHECK(latest.d_glob > 0);
+  CHECK(during < 16);  // the summary's few vectors only, not one per step or per measurement
+}
