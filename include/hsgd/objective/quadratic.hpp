@@ -27,8 +27,8 @@ class Quadratic {
   using Scalar = S;
 
   /// Deterministic quadratic: one sample, centred at `centre`.
-  Quadratic(Vector<Scalar> curvature, const Vector<Scalar>& centre)
-      : Quadratic(std::move(curvature), one_sample(centre, curvature.size()), SampleCentres{}) {}
+  Quadratic(const Vector<Scalar>& curvature, const Vector<Scalar>& centre)
+      : Quadratic(curvature, one_sample(centre, curvature.size()), SampleCentres{}) {}
 
   /// Stochastic quadratic whose samples are the columns of `sample_centres` (d x m).
   static Quadratic from_samples(Vector<Scalar> curvature, Matrix<Scalar> sample_centres) {
