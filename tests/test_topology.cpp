@@ -261,3 +261,16 @@ TEST_CASE("Topology accessors: units, unit sizes, offsets, unit of each slot, pe
   REQUIRE_THROWS_MATCHES(topology.unit_of_slot(-1, 0), hsgd::InvalidArgument,
                          Message("'level' (-1) must be in [1, 3]"));
 }
+
+TEST_CASE("Topology and engine accessors reject levels, units and slots out of range", "[topology][validation]") {
+  const auto topology = hsgd::Topology::two_level(6, 2, 1, 2);
+  REQUIRE_THROWS_MATCHES(topology.unit_size(1, 2), hsgd::InvalidArgument, Catch::Matchers::Message("'unit' (2) must be in [0, 2)"));
+  REQUIRE_THROWS_MATCHES(topology.unit_of_slot(1, 6), hsgd::InvalidArgument, Catch::Matchers::Message("'slot' (6) must be in [0, 6)"));
+  REQUIRE_THROWS_MATCHES(topology.unit_of_slot(2, -1), hsgd::InvalidArgument, Catch::Matchers::Message("'slot' (-1) must be in [0, 6)"));
+  std::vector<hsgd::Quadratic<double>> shards(6, hsgd::Quadratic<double>(hsgd::Vector<double>::Ones(1), hsgd::Vector<double>::Zero(1)));
+  hsgd::Options options;
+  options.threads = 1;
+  const hsgd::Engine engine(topology, shards, hsgd::FullBatchSampler(), options);
+  REQUIRE_THROWS_MATCHES(engine.units(3), hsgd::InvalidArgument, Catch::Matchers::Message("'level' (3) must be in [1, 2]"));
+  REQUIRE_THROWS_MATCHES(engine.unit_of(0, 0), hsgd::InvalidArgument, Catch::Matchers::Message("'level' (0) must be in [1, 2]"));
+}

@@ -214,6 +214,8 @@ class Engine {
   }
   /// The workers of every unit of level l now (allocates: for reports, not hot loops).
   [[nodiscard]] std::vector<std::vector<Index>> units(Index level) const {
+    detail::require(level >= 1 && level <= topology_.levels(), "'level' ({}) must be in [1, {}]", level,
+                    topology_.levels());
     std::vector<std::vector<Index>> result;
     for (const auto& server : servers_[static_cast<std::size_t>(level - 1)])
       result.emplace_back(server.members().begin(), server.members().end());

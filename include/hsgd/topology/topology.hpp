@@ -105,11 +105,13 @@ class Topology {
   [[nodiscard]] std::span<const Index> unit_offsets(Index level) const { return at(level).unit_offsets; }
   [[nodiscard]] Index unit_size(Index level, Index unit) const {
     const auto& offsets = at(level).unit_offsets;
+    detail::require(unit >= 0 && unit < units(level), "'unit' ({}) must be in [0, {})", unit, units(level));
     return offsets[static_cast<std::size_t>(unit) + 1] - offsets[static_cast<std::size_t>(unit)];
   }
   /// The unit of level l that holds `slot`.
   [[nodiscard]] Index unit_of_slot(Index level, Index slot) const {
     const auto& offsets = at(level).unit_offsets;
+    detail::require(slot >= 0 && slot < workers_, "'slot' ({}) must be in [0, {})", slot, workers_);
     return static_cast<Index>(std::upper_bound(offsets.begin(), offsets.end(), slot) - offsets.begin()) - 1;
   }
   /// The periods P_1..P_L.
