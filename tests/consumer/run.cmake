@@ -1,17 +1,26 @@
-# Builds and runs the consumer project against hsgd in one of three ways (MODE):
+# Builds and runs the consumer project (this directory) against hsgd in one of three ways (MODE):
 #   install      - install BUILD_DIR into a fresh prefix, then find_package(hsgd CONFIG) from there;
 #   build_tree   - find_package(hsgd CONFIG) with hsgd_DIR pointing at BUILD_DIR;
-#   subdirectory - add_subdirectory(SOURCE_DIR).
+#   subdirectory - add_subdirectory(SOURCE_DIR), where hsgd is not the top-level project.
+# Passes when the consumer runs and prints "hsgd EXPECTED_VERSION".
+# Usage: cmake -DMODE=... -DSOURCE_DIR=... -DBUILD_DIR=... -DWORK_DIR=... -DGENERATOR=...
+#              -DCXX_COMPILER=... -DEXPECTED_VERSION=... -P run.cmake
+foreach(variable IN ITEMS MODE SOURCE_DIR BUILD_DIR WORK_DIR GENERATOR EXPECTED_VERSION)
+  if("${${variable}}" STREQUAL "")
+    message(FATAL_ERROR "run.cmake needs -D${variable}=...")
+  endif()
+endforeach()
+
 file(REMOVE_RECURSE ${WORK_DIR})
-set(consumer_source ${CMAKE_CURRENT_LIST_DIR})
 set(consumer_build ${WORK_DIR}/build)
 
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
   if(NOT result EQUAL 0)
-    message(FATAL_ERROR "failed (${result}): ${ARGV}\n${output}")
+    list(JOIN ARGV " " command)
+    message(FATAL_ERROR "failed (${result}): ${command}\n${output}")
   endif()
-  message(STATUS "${output}")
+  set(output "${output}" PARENT_SCOPE)
 endfunction()
 
 if(MODE STREQUAL "install")
@@ -23,9 +32,18 @@ elseif(MODE STREQUAL "build_tree")
 elseif(MODE STREQUAL "subdirectory")
   set(how -DHSGD_SOURCE_DIR=${SOURCE_DIR})
 else()
-  message(FATAL_ERROR "unknown MODE '${MODE}'")
+  message(FATAL_ERROR "unknown MODE '${MODE}' (install, build_tree or subdirectory)")
+endif()
+set(compiler)
+if(CXX_COMPILER)
+  set(compiler -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
 endif()
 
-run(${CMAKE_COMMAND} -S ${consumer_source} -B ${consumer_build} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release ${how})
+run(${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR} -B ${consumer_build} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
+    ${compiler} ${how})
 run(${CMAKE_COMMAND} --build ${consumer_build})
 run(${consumer_build}/consumer)
+message(STATUS "${output}")
+if(NOT output MATCHES "hsgd ${EXPECTED_VERSION}")
+  message(FATAL_ERROR "the consumer ran but did not print 'hsgd ${EXPECTED_VERSION}'")
+endif()
