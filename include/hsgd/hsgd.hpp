@@ -12,6 +12,7 @@
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/objective/logistic.hpp"
 #include "hsgd/objective/quadratic.hpp"
+#include "hsgd/objective/rosenbrock.hpp"
 
 #include "hsgd/sampler/samplers.hpp"
 
