@@ -35,7 +35,10 @@ class NonconvexLogistic {
                     features_.rows(), features_.cols());
     detail::require(labels_.size() == features_.cols(), "'labels' has {} entries but 'features' has {} samples",
                     labels_.size(), features_.cols());
-    detail::require((labels_.array().abs() == Scalar(1)).all(), "'labels' must all be -1 or +1");
+    for (Index k = 0; k < labels_.size(); ++k) {
+      detail::require(labels_(k) == Scalar(1) || labels_(k) == Scalar(-1), "'labels'({}) is {}: labels must be -1 or +1",
+                      k, labels_(k));
+    }
     detail::require(std::isfinite(lambda_) && lambda_ >= 0, "'lambda' ({}) must be finite and non-negative",
                     lambda_);
   }
