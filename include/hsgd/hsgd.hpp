@@ -9,6 +9,8 @@
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 
+#include "hsgd/data/dataset.hpp"
+
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/objective/logistic.hpp"
 #include "hsgd/objective/quadratic.hpp"
