@@ -3,10 +3,14 @@
 /// Servers: where aggregation happens. A level-l server averages the models of the workers in
 /// its unit and sends the average back to each of them.
 
+#include <algorithm>
+#include <numeric>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 
 namespace hsgd {
@@ -29,10 +33,18 @@ enum class Weighting {
 /// and divided once, so integer-valued models and weights give the correctly rounded mean.
 /// Averaging over all workers of the unit at once equals averaging the child servers' averages
 /// weighted by their total weight, so a level never needs the level below to have just run.
+///
+/// Partial participation (level-1 servers, Options::participation = p < 1): before each local
+/// round the server draws, from its own stream, k = max(1, floor(p n_i)) of its n_i workers
+/// uniformly without replacement; only they take local steps in that round, the average runs
+/// over them alone (same weights, renormalised), and it is sent back to every member, so a
+/// worker that sat the round out starts the next one from its group's model.
 template <Real Scalar>
 class Server {
  public:
-  Server(Index level, Index unit, Index dimension) : level_(level), unit_(unit), model_(Vector<Scalar>::Zero(dimension)) {}
+  /// The server of `unit` at `level`; `stream` is its own random stream (for participant draws).
+  Server(Index level, Index unit, Index dimension, Rng stream = Rng())
+      : level_(level), unit_(unit), model_(Vector<Scalar>::Zero(dimension)), rng_(stream) {}
 
   /// Sets the unit's workers and their weights. Reuses the storage it has, so regrouping with
   /// the same unit sizes allocates nothing.
@@ -46,12 +58,48 @@ class Server {
     }
     detail::require(total_weight_ > 0, "unit {} of level {} has total weight {}: weights must be positive", unit_,
                     level_, total_weight_);
+    everyone_participates();
   }
 
-  /// Averages the members' columns of `models` into the server model and writes it back.
+  /// Averages the participants' columns of `models` into the server model and writes it back to
+  /// every member.
   void aggregate(Matrix<Scalar>& models) {
     average(models, model_);
     broadcast(model_, models);
+  }
+
+  /// Draws the participants of the next round: max(1, floor(fraction n_i)) members, uniformly
+  /// without replacement from `rng`, kept in member order so the average's summation order
+  /// does not depend on the draw. Allocates nothing once the members are set.
+  void draw_participants(double fraction) {
+    const auto size = members_.size();
+    const auto count = std::max<std::size_t>(1, static_cast<std::size_t>(fraction * static_cast<double>(size)));
+    // chosen_[k] marks member k; a partial Fisher-Yates over positions picks `count` of them.
+    std::iota(positions_.begin(), positions_.end(), std::size_t{0});
+    for (std::size_t k = 0; k < count; ++k) {
+      const auto pick = k + static_cast<std::size_t>(rng_.below(static_cast<Index>(size - k)));
+      std::swap(positions_[k], positions_[pick]);
+    }
+    std::fill(chosen_.begin(), chosen_.end(), char{0});
+    for (std::size_t k = 0; k < count; ++k) chosen_[positions_[k]] = 1;
+    participants_.clear();
+    participant_weights_.clear();
+    participant_weight_ = 0;
+    for (std::size_t k = 0; k < size; ++k) {
+      if (chosen_[k] == 0) continue;
+      participants_.push_back(members_[k]);
+      participant_weights_.push_back(weights_[k]);
+      participant_weight_ += weights_[k];
+    }
+  }
+
+  /// Every member takes part (the default, and always the case above level 1).
+  void everyone_participates() {
+    participants_ = members_;
+    participant_weights_ = weights_;
+    participant_weight_ = total_weight_;
+    positions_.resize(members_.size());
+    chosen_.resize(members_.size());
   }
 
   /// Same average, for per-worker optimizer state, through `scratch` (size d) so the server
@@ -69,15 +117,18 @@ class Server {
   [[nodiscard]] Index level() const { return level_; }
   [[nodiscard]] Index unit() const { return unit_; }
   [[nodiscard]] std::span<const Index> members() const { return members_; }
+  /// The members taking part in the current round (all of them without partial participation).
+  [[nodiscard]] std::span<const Index> participants() const { return participants_; }
   [[nodiscard]] Scalar total_weight() const { return total_weight_; }
   /// The model of the last aggregation.
   [[nodiscard]] const Vector<Scalar>& model() const { return model_; }
 
  private:
   void average(const Matrix<Scalar>& columns, Vector<Scalar>& out) const {
-    out.noalias() = weights_[0] * columns.col(members_[0]);
-    for (std::size_t k = 1; k < members_.size(); ++k) out.noalias() += weights_[k] * columns.col(members_[k]);
-    out /= total_weight_;
+    out.noalias() = participant_weights_[0] * columns.col(participants_[0]);
+    for (std::size_t k = 1; k < participants_.size(); ++k)
+      out.noalias() += participant_weights_[k] * columns.col(participants_[k]);
+    out /= participant_weight_;
   }
 
   void broadcast(const Vector<Scalar>& value, Matrix<Scalar>& columns) const {
@@ -90,6 +141,12 @@ class Server {
   std::vector<Index> members_;
   std::vector<Scalar> weights_;
   Scalar total_weight_ = 0;
+  Rng rng_;                          // the server's own stream: (seed, StreamKind::server, id)
+  std::vector<Index> participants_;  // capacity n_i from set_members, so draws never allocate
+  std::vector<Scalar> participant_weights_;
+  Scalar participant_weight_ = 0;
+  std::vector<std::size_t> positions_;  // scratch of the draw
+  std::vector<char> chosen_;            // scratch of the draw
 };
 
 }  // namespace hsgd

@@ -40,8 +40,9 @@ struct ProbeOptions {
 ///   D_down = sum_j w_j ||g_j - h_i(j)||^2,   D_up = sum_i W_i ||h_i - h||^2,   D_glob = D_up + D_down;
 /// in N levels the record also holds one term per level (LevelDecomposition), D_down being the
 /// lowest and D_up the sum of the others. In model space, C_in, C_up, C likewise with the models.
-/// Communication: an aggregation at level l moves every worker's model up to its level-l server
-/// and back, 2 (n + sum_{k<l} units(k)) messages of d scalars.
+/// Communication: an aggregation at level l moves every participating worker's model up to its
+/// level-l server and back, 2 (n_p + sum_{k<l} units(k)) messages of d scalars, n_p the workers that
+/// took part in the round (n without partial participation).
 ///
 /// Storage is made at construction; measuring allocates nothing (the recorder may).
 template <Real Scalar, class Recorder>
@@ -55,7 +56,7 @@ class DivergenceProbe {
         model_split_(topology, dimension),
         average_(dimension),
         messages_per_round_(static_cast<std::size_t>(topology.levels()), 0) {
-    Index hops = topology.workers();  // models crossing one link up: workers, then each unit below
+    Index hops = 0;  // models crossing one link up from servers below level l; the workers' are added per round
     for (Index level = 1; level <= topology.levels(); ++level) {
       messages_per_round_[static_cast<std::size_t>(level - 1)] = 2 * hops;
       hops += topology.units(level);
@@ -69,9 +70,9 @@ class DivergenceProbe {
   template <class Run>
   void after_aggregation(const Run& run, Index level) {
     record_.aggregations[static_cast<std::size_t>(level - 1)] += 1;
-    record_.messages += messages_per_round_[static_cast<std::size_t>(level - 1)];
-    record_.scalars += static_cast<double>(messages_per_round_[static_cast<std::size_t>(level - 1)]) *
-                       static_cast<double>(run.dimension());
+    const Index messages = messages_per_round_[static_cast<std::size_t>(level - 1)] + 2 * run.last_round_participants();
+    record_.messages += messages;
+    record_.scalars += static_cast<double>(messages) * static_cast<double>(run.dimension());
     last_level_ = level;
   }
 

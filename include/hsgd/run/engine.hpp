@@ -42,8 +42,13 @@ namespace hsgd {
 /// it. Pluggable parts: the Objective (one shard per worker), the Sampler, the UpdatePolicy, the
 /// LearningRateSchedule and the GroupingPolicy; Observers watch a run.
 ///
+/// With partial participation (Options::participation < 1) only the workers each level-1 server
+/// drew for the round step, and the global mean is no longer preserved exactly: the round's
+/// average is over a random subset.
+///
 /// Random streams: worker j draws from (seed, StreamKind::worker, j); the grouping policy from
-/// (seed, StreamKind::grouping, 0). Nothing else is random, so equal seeds give equal bits.
+/// (seed, StreamKind::grouping, 0); server s (numbered level by level, level 1 first) from
+/// (seed, StreamKind::server, s). Nothing else is random, so equal seeds give equal bits.
 template <class ObjectiveType, class SamplerType, class UpdateType = Sgd, class RateType = ConstantRate,
           class GroupingType = ContiguousGrouping>
 class Engine {
@@ -85,6 +90,7 @@ class Engine {
     make_workers(sampler);
     make_servers();
     assign_groups();
+    draw_participants();
   }
 
   Engine(const Engine&) = delete;
@@ -225,6 +231,14 @@ class Engine {
   [[nodiscard]] std::span<const Index> aggregation_counts() const { return aggregations_; }
   /// Grouping draws after the first.
   [[nodiscard]] Index regroupings() const { return regroupings_; }
+  /// Whether worker j takes part in the current round (always, without partial participation).
+  [[nodiscard]] bool participates(Index worker) const {
+    check_worker(worker);
+    return active_[static_cast<std::size_t>(worker)] != 0;
+  }
+  /// Workers that took part in the round that the last aggregation closed (n without partial
+  /// participation): what the probes count as messages sent up.
+  [[nodiscard]] Index last_round_participants() const { return last_round_participants_; }
   /// gamma_t, the learning rate the schedule gives at step t.
   [[nodiscard]] double learning_rate_at(Index step) const { return rate_.rate(options_.learning_rate, step); }
 
@@ -268,6 +282,7 @@ class Engine {
     std::atomic<Index> first_non_finite{workers()};
     auto chunk = [&](Index begin, Index end) {
       for (Index j = begin; j < end; ++j) {
+        if (active_[static_cast<std::size_t>(j)] == 0) continue;
         auto& worker = workers_[static_cast<std::size_t>(j)];
         worker.step(update_, learning_rate);
         if (options_.check_finite && !worker.model().allFinite()) {
@@ -302,12 +317,34 @@ class Engine {
   }
 
   void make_servers() {
+    std::uint64_t id = 0;
     for (Index level = 1; level <= topology_.levels(); ++level) {
       auto& row = servers_.emplace_back();
-      for (Index unit = 0; unit < topology_.units(level); ++unit) row.emplace_back(level, unit, dimension());
+      for (Index unit = 0; unit < topology_.units(level); ++unit)
+        row.emplace_back(level, unit, dimension(), make_stream(options_.seed, StreamKind::server, id++));
     }
     slot_to_worker_.resize(shards_.size());
     worker_to_slot_.resize(shards_.size());
+    active_.assign(shards_.size(), char{1});
+    last_round_participants_ = workers();
+  }
+
+  bool partial_participation() const { return options_.participation < 1.0; }
+
+  /// Each level-1 server draws who takes part in the next round.
+  void draw_participants() {
+    if (!partial_participation()) return;
+    std::fill(active_.begin(), active_.end(), char{0});
+    for (auto& server : servers_.front()) {
+      server.draw_participants(options_.participation);
+      for (const Index j : server.participants()) active_[static_cast<std::size_t>(j)] = 1;
+    }
+  }
+
+  Index participant_count() const {
+    Index count = 0;
+    for (const auto& server : servers_.front()) count += static_cast<Index>(server.participants().size());
+    return count;
   }
 
   /// Asks the grouping policy who sits where, checks the answer and tells the servers.
@@ -334,7 +371,22 @@ class Engine {
     }
   }
 
+  /// Level `level` averages. With partial participation every round closes at level 1 first
+  /// (the level-1 servers average their participants and send that to all their workers), so a
+  /// higher level then averages the groups' models.
   void aggregate(Index level) {
+    last_round_participants_ = partial_participation() ? participant_count() : workers();
+    if (partial_participation() && level > 1) aggregate_servers(1);
+    aggregate_servers(level);
+    ++aggregations_[static_cast<std::size_t>(level - 1)];
+    if (level == topology_.levels() && grouping_.regroups_at_global_aggregation()) {
+      assign_groups();
+      ++regroupings_;
+    }
+    draw_participants();
+  }
+
+  void aggregate_servers(Index level) {
     for (auto& server : servers_[static_cast<std::size_t>(level - 1)]) {
       server.aggregate(models_);
       if (options_.check_finite && !server.model().allFinite()) throw NumericalError(step_, server.members()[0], level);
@@ -345,11 +397,6 @@ class Engine {
           case StateAtAggregation::reset: server.reset_state(states_); break;
         }
       }
-    }
-    ++aggregations_[static_cast<std::size_t>(level - 1)];
-    if (level == topology_.levels() && grouping_.regroups_at_global_aggregation()) {
-      assign_groups();
-      ++regroupings_;
     }
   }
 
@@ -388,6 +435,8 @@ class Engine {
   std::vector<std::vector<ServerType>> servers_;  // servers_[l - 1][unit]
   std::vector<Index> slot_to_worker_;
   std::vector<Index> worker_to_slot_;
+  std::vector<char> active_;  // active_[j]: worker j takes part in the current round
+  Index last_round_participants_ = 0;
 
   std::unique_ptr<detail::ThreadPool> pool_;  // behind a pointer: its threads hold its address
   Index step_ = 0;

@@ -35,12 +35,19 @@ struct Options {
   /// Threads that run the workers of a step; 0 means one per hardware thread. Results are the
   /// same bits for any value: each worker touches only its own model and random stream.
   Index threads = 0;
+  /// p, the fraction of each level-1 unit's workers taking part in each local round (partial
+  /// participation, as in the paper's own code): each round a level-1 server draws
+  /// max(1, floor(p n_i)) of its workers from its own stream; only they step, and the round's
+  /// average is theirs (see Server). 1: every worker, every round. In (0, 1].
+  double participation = 1.0;
 
   void validate() const {
     detail::require(std::isfinite(learning_rate) && learning_rate > 0, "'learning_rate' ({}) must be finite and positive",
                     learning_rate);
     detail::require(steps >= 0, "'steps' ({}) must be non-negative", steps);
     detail::require(warmup_steps >= 0, "'warmup_steps' ({}) must be non-negative", warmup_steps);
+    detail::require(participation > 0 && participation <= 1, "'participation' ({}) must be in (0, 1]",
+                    participation);
     detail::require(threads >= 0, "'threads' ({}) must be non-negative (0: one per hardware thread)", threads);
   }
 
