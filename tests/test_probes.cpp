@@ -232,7 +232,7 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
     std::string header;
     std::getline(partial, header);
     CHECK(header ==
-          "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
+          "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,d_down_at_groups,"
           "d_level_0,d_level_1,c_level_0,c_level_1");
   }
   std::ifstream file(path);
@@ -245,7 +245,7 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
   std::stringstream fields(lines[2]);
   std::vector<std::string> cells;
   for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-  REQUIRE(cells.size() == 20);
+  REQUIRE(cells.size() == 21);
   const double d_up = std::stod(cells[6]);
   const double d_down = std::stod(cells[7]);
   const double d_glob = std::stod(cells[8]);

@@ -29,6 +29,7 @@ enum class StreamKind : std::uint64_t {
   data = 4,           ///< synthetic data generators
   initial_model = 5,  ///< random initial models
   user = 6,           ///< free for research code
+  probe = 7,          ///< a probe's own draws (the fixed subsamples of DivergenceProbe)
 };
 
 namespace detail {

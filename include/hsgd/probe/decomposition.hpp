@@ -68,6 +68,35 @@ class LevelDecomposition {
     }
   }
 
+  /// Removes the bias that estimation noise adds. If each v_j is an estimate v_j + e_j with
+  /// independent zero-mean errors, E||e_j||^2 = noise[j], then the spread inside the level-l units,
+  /// S_l = sum_j w_j ||v_j - m_l(j)||^2, grows in expectation by
+  ///
+  ///   B_l = sum_j w_j noise[j] (1 - w_j / W_l(j)),   W_l(j) the weight of j's level-l unit, B_0 = 0,
+  ///
+  /// (expand ||e_j - sum_k (w_k / W) e_k||^2; the cross terms vanish). term_l = S_{l+1} - S_l and
+  /// total = S_L lose B_{l+1} - B_l and B_L; unit spreads lose their share of B_1 over W_u. With
+  /// unbiased estimates of noise[j] the corrected values are unbiased; single values may be negative.
+  template <class Run>
+  void remove_noise(const Run& run, std::span<const double> noise) {
+    double previous = 0;
+    const Index levels = static_cast<Index>(means_.size());
+    for (Index level = 1; level <= levels; ++level) {
+      double bias = 0;
+      const auto& totals = unit_weights_[static_cast<std::size_t>(level - 1)];
+      for (Index j = 0; j < run.workers(); ++j) {
+        const double w = static_cast<double>(run.weights()(j));
+        const double unit_weight = totals[static_cast<std::size_t>(run.unit_of(j, level))];
+        const double share = w * noise[static_cast<std::size_t>(j)] * (1 - w / unit_weight);
+        bias += share;
+        if (level == 1) unit_spreads_[static_cast<std::size_t>(run.unit_of(j, 1))] -= share / unit_weight;
+      }
+      terms_[static_cast<std::size_t>(level - 1)] -= bias - previous;
+      previous = bias;
+    }
+    total_ -= previous;
+  }
+
   /// term_l for l = 0..L-1 (term_0: workers vs level 1; term_{L-1}: level L-1 vs the top).
   [[nodiscard]] std::span<const double> terms() const { return terms_; }
   /// sum_j w_j ||v_j - global mean||^2.

@@ -4,11 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <numeric>
+#include <ranges>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/probe/decomposition.hpp"
 #include "hsgd/probe/record.hpp"
@@ -24,10 +29,25 @@ struct ProbeOptions {
   Index gradient_every = 32;
   /// Model-space spreads C_in, C_up, C (per-level terms). Costs one pass over the models.
   Index model_every = 1;
+  /// k: 0 takes each worker's full local gradient; k >= 2 estimates it from a fixed subsample of
+  /// k of its samples (drawn once, without replacement, from the stream (subsample_seed,
+  /// StreamKind::probe, j)), and removes the bias the sampling noise adds to every divergence
+  /// and to ||grad f||^2 (see DivergenceProbe). A shard with at most k samples is used in full.
+  Index subsample = 0;
+  /// Seeds the subsample draws.
+  std::uint64_t subsample_seed = 0;
+  /// Whether to subtract the estimated sampling-noise bias (only matters with a subsample).
+  bool remove_sampling_bias = true;
+  /// Also measure each group (level-1 unit) at its own average xbar^i: D_down,i(xbar^i),
+  /// ||grad f_i(xbar^i)||^2, and their weighted sum. Costs a second gradient of every shard.
+  bool at_group_averages = false;
 
   void validate() const {
     detail::require(gradient_every >= 0, "'gradient_every' ({}) must be non-negative (0: never)", gradient_every);
     detail::require(model_every >= 0, "'model_every' ({}) must be non-negative (0: never)", model_every);
+    detail::require(subsample == 0 || subsample >= 2,
+                    "'subsample' ({}) must be 0 (full gradients) or at least 2 (to estimate the sampling noise)",
+                    subsample);
   }
 };
 
@@ -40,6 +60,15 @@ struct ProbeOptions {
 ///   D_down = sum_j w_j ||g_j - h_i(j)||^2,   D_up = sum_i W_i ||h_i - h||^2,   D_glob = D_up + D_down;
 /// in N levels the record also holds one term per level (LevelDecomposition), D_down being the
 /// lowest and D_up the sum of the others. In model space, C_in, C_up, C likewise with the models.
+///
+/// With a subsample S_j of k of worker j's m_j samples, g_j is estimated by the subsample mean
+/// ghat_j, whose error over the draw of S_j has E||ghat_j - g_j||^2 = v_j = (s_j^2 / k)(1 - k / m_j), s_j^2
+/// the variance of the per-sample gradients (sampling without replacement). Plugging ghat_j into
+/// the quadratic divergences inflates them in expectation (LevelDecomposition::remove_noise gives
+/// the amounts, e.g. D_down gains sum_j w_j v_j (1 - w_j / W_i(j))); the probe estimates v_j from
+/// the same subsample with the unbiased s_j^2 = sum_{k in S_j} ||grad l_k - ghat_j||^2 / (k - 1),
+/// and subtracts, so every reported divergence and ||grad f||^2 (which gains sum_j w_j^2 v_j) is
+/// unbiased over the subsample draw. A single corrected value can be slightly negative.
 /// Communication: an aggregation at level l moves every participating worker's model up to its
 /// level-l server and back, 2 (n_p + sum_{k<l} units(k)) messages of d scalars, n_p the workers that
 /// took part in the round (n without partial participation).
@@ -48,14 +77,22 @@ struct ProbeOptions {
 template <Real Scalar, class Recorder>
 class DivergenceProbe {
  public:
-  DivergenceProbe(const Topology& topology, Index dimension, ProbeOptions options, Recorder& recorder)
+  /// Sizes every buffer for `run` (and draws the subsamples), so measuring allocates nothing.
+  template <class Run>
+  DivergenceProbe(const Run& run, ProbeOptions options, Recorder& recorder)
       : options_((options.validate(), options)),
         recorder_(&recorder),
-        gradients_(dimension, topology.workers()),
-        gradient_split_(topology, dimension),
-        model_split_(topology, dimension),
-        average_(dimension),
-        messages_per_round_(static_cast<std::size_t>(topology.levels()), 0) {
+        gradients_(run.dimension(), run.workers()),
+        noise_(static_cast<std::size_t>(run.workers()), 0.0),
+        gradient_split_(run.topology(), run.dimension()),
+        model_split_(run.topology(), run.dimension()),
+        average_(run.dimension()),
+        sample_gradient_(run.dimension()),
+        deviation_(run.dimension()),
+        group_models_(run.dimension(), run.topology().units(1)),
+        messages_per_round_(static_cast<std::size_t>(run.topology().levels()), 0) {
+    const Topology& topology = run.topology();
+    draw_subsamples(run);
     Index hops = 0;  // models crossing one link up from servers below level l; the workers' are added per round
     for (Index level = 1; level <= topology.levels(); ++level) {
       messages_per_round_[static_cast<std::size_t>(level - 1)] = 2 * hops;
@@ -64,6 +101,8 @@ class DivergenceProbe {
     record_.gradient_terms.assign(static_cast<std::size_t>(topology.levels()), nan());
     record_.model_terms.assign(static_cast<std::size_t>(topology.levels()), nan());
     record_.group_d_down.assign(static_cast<std::size_t>(topology.units(1)), nan());
+    record_.group_d_down_at_group_averages.assign(static_cast<std::size_t>(topology.units(1)), nan());
+    record_.group_gradient_norm_squared.assign(static_cast<std::size_t>(topology.units(1)), nan());
     record_.aggregations.assign(static_cast<std::size_t>(topology.levels()), 0);
   }
 
@@ -98,10 +137,67 @@ class DivergenceProbe {
   static constexpr double nan() { return std::numeric_limits<double>::quiet_NaN(); }
 
   template <class Run>
+  void draw_subsamples(const Run& run) {
+    if (options_.subsample == 0) return;
+    subsamples_.resize(static_cast<std::size_t>(run.workers()));
+    for (Index j = 0; j < run.workers(); ++j) {
+      const Index samples = run.shards()[static_cast<std::size_t>(j)].sample_count();
+      if (samples <= options_.subsample) continue;  // used in full
+      auto& chosen = subsamples_[static_cast<std::size_t>(j)];
+      chosen.resize(static_cast<std::size_t>(samples));
+      std::iota(chosen.begin(), chosen.end(), Index{0});
+      Rng rng = make_stream(options_.subsample_seed, StreamKind::probe, static_cast<std::uint64_t>(j));
+      for (Index k = 0; k < options_.subsample; ++k)
+        std::swap(chosen[static_cast<std::size_t>(k)], chosen[static_cast<std::size_t>(k + rng.below(samples - k))]);
+      chosen.resize(static_cast<std::size_t>(options_.subsample));
+      std::sort(chosen.begin(), chosen.end());  // the order of a sum should not depend on the draw
+    }
+  }
+
+  /// Column j of gradients_ = worker j's (estimated) gradient at x; noise_[j] = its estimated error
+  /// variance (0 for a full gradient).
+  template <class Run>
+  void worker_gradient(const Run& run, Index j, ConstVectorRef<Scalar> x) {
+    const auto& shard = run.shards()[static_cast<std::size_t>(j)];
+    auto mean = gradients_.col(j);
+    const auto& chosen = subsamples_.empty() ? no_subsample_ : subsamples_[static_cast<std::size_t>(j)];
+    if (chosen.empty()) {
+      shard.gradient(x, mean);
+      noise_[static_cast<std::size_t>(j)] = 0;
+      return;
+    }
+    // Welford's update, one sample at a time: no stored per-sample gradients, no cancellation.
+    mean.setZero();
+    double sum_of_squares = 0;
+    for (std::size_t k = 0; k < chosen.size(); ++k) {
+      shard.batch_gradient(x, std::span<const Index>(&chosen[k], 1), sample_gradient_);
+      deviation_ = sample_gradient_ - mean;
+      mean += deviation_ / static_cast<Scalar>(k + 1);
+      sum_of_squares += static_cast<double>(deviation_.dot(sample_gradient_ - mean));
+    }
+    const double count = static_cast<double>(chosen.size());
+    const double samples = static_cast<double>(shard.sample_count());
+    noise_[static_cast<std::size_t>(j)] =
+        options_.remove_sampling_bias ? sum_of_squares / (count - 1) / count * (1 - count / samples) : 0.0;
+  }
+
+  /// sum_j w_j^2 noise_j over `workers`, each weight divided by `scale`: the bias of ||weighted mean||^2.
+  template <class Run, class Workers>
+  double mean_noise(const Run& run, const Workers& workers, double scale) const {
+    double bias = 0;
+    for (const Index j : workers) {
+      const double w = static_cast<double>(run.weights()(j)) / scale;
+      bias += w * w * noise_[static_cast<std::size_t>(j)];
+    }
+    return bias;
+  }
+
+  template <class Run>
   void measure_gradients(const Run& run) {
     run.global_average(average_);
-    for (Index j = 0; j < run.workers(); ++j) run.shards()[static_cast<std::size_t>(j)].gradient(average_, gradients_.col(j));
+    for (Index j = 0; j < run.workers(); ++j) worker_gradient(run, j, average_);
     gradient_split_.compute(run, gradients_);
+    gradient_split_.remove_noise(run, noise_);
     const auto terms = gradient_split_.terms();
     std::copy(terms.begin(), terms.end(), record_.gradient_terms.begin());
     const auto groups = gradient_split_.unit_spreads();
@@ -110,15 +206,61 @@ class DivergenceProbe {
     record_.d_up = gradient_split_.total() - terms[0];
     record_.d_glob = gradient_split_.total();
     record_.loss = static_cast<double>(run.loss(average_));
-    record_.gradient_norm_squared = static_cast<double>(gradient_split_.mean(run.topology().levels(), 0).squaredNorm());
+    record_.gradient_norm_squared =
+        static_cast<double>(gradient_split_.mean(run.topology().levels(), 0).squaredNorm()) -
+        mean_noise(run, std::views::iota(Index{0}, run.workers()), 1.0);
     record_.max_d_up = std::max(record_.max_d_up, record_.d_up);
     record_.max_d_down = std::max(record_.max_d_down, record_.d_down);
+    if (options_.at_group_averages) measure_at_group_averages(run);
+  }
+
+  /// Each group i at its own average xbar^i: D_down,i(xbar^i) and ||grad f_i(xbar^i)||^2, where
+  /// f_i is the group's weighted objective.
+  template <class Run>
+  void measure_at_group_averages(const Run& run) {
+    const Index groups = run.topology().units(1);
+    for (Index i = 0; i < groups; ++i) {
+      const auto members = run.server(1, i).members();
+      auto model = group_models_.col(i);
+      model.setZero();
+      double weight = 0;
+      for (const Index j : members) {
+        model.noalias() += run.weights()(j) * run.models().col(j);
+        weight += static_cast<double>(run.weights()(j));
+      }
+      model /= static_cast<Scalar>(weight);
+      for (const Index j : members) worker_gradient(run, j, model);
+      average_.setZero();  // h_i(xbar^i)
+      for (const Index j : members) average_.noalias() += (run.weights()(j) / static_cast<Scalar>(weight)) * gradients_.col(j);
+      double spread = 0;
+      for (const Index j : members) {
+        const double w = static_cast<double>(run.weights()(j)) / weight;
+        spread += w * (static_cast<double>((gradients_.col(j) - average_).squaredNorm()) -
+                       noise_[static_cast<std::size_t>(j)] * (1 - w));
+      }
+      record_.group_d_down_at_group_averages[static_cast<std::size_t>(i)] = spread;
+      record_.group_gradient_norm_squared[static_cast<std::size_t>(i)] =
+          static_cast<double>(average_.squaredNorm()) - mean_noise(run, members, weight);
+    }
+    record_.d_down_at_group_averages = 0;
+    for (Index i = 0; i < groups; ++i)
+      record_.d_down_at_group_averages += group_weight(run, i) * record_.group_d_down_at_group_averages[static_cast<std::size_t>(i)];
+  }
+
+  template <class Run>
+  static double group_weight(const Run& run, Index group) {
+    double weight = 0;
+    for (const Index j : run.server(1, group).members()) weight += static_cast<double>(run.weights()(j));
+    return weight;
   }
 
   void clear_gradient_fields() {
     std::fill(record_.gradient_terms.begin(), record_.gradient_terms.end(), nan());
     std::fill(record_.group_d_down.begin(), record_.group_d_down.end(), nan());
+    std::fill(record_.group_d_down_at_group_averages.begin(), record_.group_d_down_at_group_averages.end(), nan());
+    std::fill(record_.group_gradient_norm_squared.begin(), record_.group_gradient_norm_squared.end(), nan());
     record_.d_down = record_.d_up = record_.d_glob = record_.loss = record_.gradient_norm_squared = nan();
+    record_.d_down_at_group_averages = nan();
   }
 
   template <class Run>
@@ -138,10 +280,16 @@ class DivergenceProbe {
 
   ProbeOptions options_;
   Recorder* recorder_;
-  Matrix<Scalar> gradients_;
+  Matrix<Scalar> gradients_;   // (estimated) g_j in column j
+  std::vector<double> noise_;  // estimated E||ghat_j - g_j||^2 (0 for full gradients)
+  std::vector<std::vector<Index>> subsamples_;  // S_j, sorted; empty: the whole shard
+  std::vector<Index> no_subsample_;
   LevelDecomposition<Scalar> gradient_split_;
   LevelDecomposition<Scalar> model_split_;
   Vector<Scalar> average_;
+  Vector<Scalar> sample_gradient_;
+  Vector<Scalar> deviation_;
+  Matrix<Scalar> group_models_;  // xbar^i in column i
   std::vector<Index> messages_per_round_;
   Index last_level_ = 0;
   ProbeRecord record_;
@@ -150,7 +298,7 @@ class DivergenceProbe {
 /// `auto probe = hsgd::make_probe(engine, {.gradient_every = 32}, recorder);` then `engine.run(probe)`.
 template <class Run, class Recorder>
 DivergenceProbe<typename Run::Scalar, Recorder> make_probe(const Run& run, ProbeOptions options, Recorder& recorder) {
-  return DivergenceProbe<typename Run::Scalar, Recorder>(run.topology(), run.dimension(), options, recorder);
+  return DivergenceProbe<typename Run::Scalar, Recorder>(run, options, recorder);
 }
 
 }  // namespace hsgd

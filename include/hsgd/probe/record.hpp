@@ -29,6 +29,9 @@ struct ProbeRecord {
   double d_glob = not_measured;                 ///< global divergence, = d_up + d_down
   std::vector<double> gradient_terms;           ///< per-level terms (N levels), summing to d_glob
   std::vector<double> group_d_down;             ///< D_down,i for each level-1 unit
+  double d_down_at_group_averages = not_measured;         ///< sum_i W_i D_down,i(xbar^i) (ProbeOptions::at_group_averages)
+  std::vector<double> group_d_down_at_group_averages;     ///< D_down,i(xbar^i), group i at its own average
+  std::vector<double> group_gradient_norm_squared;        ///< ||grad f_i(xbar^i)||^2
   double c_in = not_measured;                   ///< models vs their level-1 server's average
   double c_up = not_measured;                   ///< level-1 averages vs the global average
   double c = not_measured;                      ///< models vs the global average, = c_in + c_up
@@ -69,9 +72,9 @@ struct MemoryRecorder {
 /// Writes one CSV line per record, flushed as it goes, so a long run can be watched and a crash
 /// loses nothing. Leading `tags` columns (e.g. scheme and seed) let several runs share a file.
 /// The columns, in order: the tags, then
-/// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars`,
-/// then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level terms). Values not
-/// measured at a step are empty.
+/// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,
+/// d_down_at_groups`, then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level
+/// terms). Values not measured at a step are empty.
 class CsvRecorder {
  public:
   /// Opens `path` for writing (truncating it) and names the tag columns.
@@ -95,9 +98,10 @@ class CsvRecorder {
   void record(const ProbeRecord& row) {
     if (!header_written_) write_header(row);
     for (const auto& tag : tag_values_) fmt::print(file_, "{},", tag);
-    fmt::print(file_, "{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step, row.level, cell(row.loss),
+    fmt::print(file_, "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step, row.level, cell(row.loss),
                cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down), cell(row.d_glob), cell(row.c_in),
-               cell(row.c_up), cell(row.c), cell(row.max_d_up), cell(row.max_d_down), row.messages, cell(row.scalars));
+               cell(row.c_up), cell(row.c), cell(row.max_d_up), cell(row.max_d_down), row.messages, cell(row.scalars),
+               cell(row.d_down_at_group_averages));
     for (const double term : row.gradient_terms) fmt::print(file_, ",{}", cell(term));
     for (const double term : row.model_terms) fmt::print(file_, ",{}", cell(term));
     std::fputc('\n', file_);
@@ -109,7 +113,9 @@ class CsvRecorder {
 
   void write_header(const ProbeRecord& row) {
     for (const auto& name : tag_names_) fmt::print(file_, "{},", name);
-    fmt::print(file_, "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars");
+    fmt::print(file_,
+               "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
+               "d_down_at_groups");
     for (std::size_t l = 0; l < row.gradient_terms.size(); ++l) fmt::print(file_, ",d_level_{}", l);
     for (std::size_t l = 0; l < row.model_terms.size(); ++l) fmt::print(file_, ",c_level_{}", l);
     std::fputc('\n', file_);
