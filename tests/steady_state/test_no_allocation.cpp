@@ -170,12 +170,29 @@ TEST_CASE("a divergence probe allocates nothing after it is attached", "[allocat
   hsgd::Options options;
   options.threads = 2;
   options.steps = 200;
-  hsgd::Engine engine(hsgd::Topology(12, {{2, {3, 3, 6}}, {4, {6, 6}}, {8, {12}}}), shards, hsgd::UniformSampler(8), options);
-  Latest latest;
-  auto probe = hsgd::make_probe(engine, {.gradient_every = 4, .model_every = 1}, latest);
-  engine.step();
-  const long during = allocations_during([&] { engine.run(probe); });
-  CHECK(latest.rows == 199);
-  CHECK(latest.d_glob > 0);
-  CHECK(during < 16);  // the summary's few vectors only, not one per step or per measurement
+  for (const hsgd::Index subsample : {0, 5}) {
+    hsgd::Engine engine(hsgd::Topology(12, {{2, {3, 3, 6}}, {4, {6, 6}}, {8, {12}}}), shards, hsgd::UniformSampler(8),
+                        options);
+    Latest latest;
+    auto probe = hsgd::make_probe(
+        engine, {.gradient_every = 4, .model_every = 1, .subsample = subsample, .at_group_averages = true}, latest);
+    engine.step();
+    const long during = allocations_during([&] { engine.run(probe); });
+    CHECK(latest.rows == 199);
+    CHECK(latest.d_glob > 0);
+    CHECK(during < 16);  // the summary's few vectors only, not one per step or per measurement
+  }
+}
+
+TEST_CASE("partial participation draws allocate nothing", "[allocation][participation]") {
+  const auto shards = hsgd::make_b1_shards(test::small_b1());
+  hsgd::Options options;
+  options.threads = 2;
+  options.participation = 0.5;
+  hsgd::Engine engine(hsgd::Topology(12, {{2, {3, 3, 6}}, {4, {6, 6}}, {8, {12}}}), shards, hsgd::UniformSampler(8),
+                      options, hsgd::Sgd{}, hsgd::ConstantRate{},
+                      hsgd::RandomGrouping{hsgd::RandomGrouping::Redraw::every_global_aggregation});
+  CHECK(allocations_in_steady_state(engine, 8, 80) == 0);
+  CHECK(engine.regroupings() > 0);
+  CHECK(engine.server(1, 2).participants().size() == 3);  // 3 of 6 take part: the draw path ran
 }
