@@ -2,7 +2,9 @@
 // Helpers shared by the unit tests.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include <hsgd/hsgd.hpp>
@@ -71,6 +73,35 @@ inline Index expected_level(const std::vector<Index>& periods, Index step) {
   }
   return 0;
 }
+
+/// Gradient noise only: F(x) = (1/m) sum_k xi_k . x with sum_k xi_k = 0, so every minibatch
+/// gradient is a draw of the centred xi_k, whatever x is.
+struct PureNoise {
+  using Scalar = double;
+  Mat noise;  // d x m, rows centred
+
+  /// m samples in d coordinates from the stream (seed, user, 0), each row centred and scaled to
+  /// variance exactly 1, so a one-sample gradient has variance 1 per coordinate.
+  static PureNoise unit_variance(Index dimension, Index samples, std::uint64_t seed) {
+    hsgd::Rng rng = hsgd::make_stream(seed, hsgd::StreamKind::user, 0);
+    Mat noise(dimension, samples);
+    for (Index k = 0; k < samples; ++k) {
+      for (Index i = 0; i < dimension; ++i) noise(i, k) = rng.normal();
+    }
+    noise.colwise() -= noise.rowwise().mean();
+    for (Index i = 0; i < dimension; ++i) noise.row(i) /= std::sqrt(noise.row(i).squaredNorm() / double(samples));
+    return {noise};
+  }
+  Index dimension() const { return noise.rows(); }
+  Index sample_count() const { return noise.cols(); }
+  double value(hsgd::ConstVectorRef<double>) const { return 0; }
+  void gradient(hsgd::ConstVectorRef<double>, hsgd::VectorRef<double> g) const { g.setZero(); }
+  void batch_gradient(hsgd::ConstVectorRef<double>, std::span<const Index> batch, hsgd::VectorRef<double> g) const {
+    g.setZero();
+    for (const Index k : batch) g += noise.col(k);
+    g /= double(batch.size());
+  }
+};
 
 /// Options with the given seed and a single thread unless told otherwise.
 inline hsgd::Options options(std::uint64_t seed = 1, Index steps = 100, double learning_rate = 0.05) {

@@ -14,22 +14,6 @@ using namespace test;
 
 namespace {
 
-/// Gradient noise only: F(x) = (1/m) sum_k xi_k . x with sum_k xi_k = 0, so every minibatch
-/// gradient is a draw of the centred xi_k, whatever x is.
-struct PureNoise {
-  using Scalar = double;
-  Mat noise;  // d x m, rows centred
-  Index dimension() const { return noise.rows(); }
-  Index sample_count() const { return noise.cols(); }
-  double value(hsgd::ConstVectorRef<double>) const { return 0; }
-  void gradient(hsgd::ConstVectorRef<double>, hsgd::VectorRef<double> g) const { g.setZero(); }
-  void batch_gradient(hsgd::ConstVectorRef<double>, std::span<const Index> batch, hsgd::VectorRef<double> g) const {
-    g.setZero();
-    for (const Index k : batch) g += noise.col(k);
-    g /= double(batch.size());
-  }
-};
-
 /// D_up and D_down straight from the brief's definitions (two levels), for comparison.
 template <class Run>
 std::pair<double, double> brief_divergences(const Run& run, const Mat& gradients) {

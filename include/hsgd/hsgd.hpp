@@ -36,3 +36,8 @@
 #include "hsgd/run/options.hpp"
 #include "hsgd/run/summary.hpp"
 #include "hsgd/run/thread_pool.hpp"
+
+#include "hsgd/theory/bound.hpp"
+#include "hsgd/theory/closed_forms.hpp"
+#include "hsgd/theory/estimates.hpp"
+#include "hsgd/theory/sandwich.hpp"

@@ -53,6 +53,8 @@ class Quadratic {
   [[nodiscard]] Index sample_count() const { return samples_.cols(); }
   [[nodiscard]] const Vector<Scalar>& curvature() const { return curvature_; }
   [[nodiscard]] const Vector<Scalar>& centre() const { return centre_; }
+  /// The sample centres c_k, one per column (d x m).
+  [[nodiscard]] const Matrix<Scalar>& sample_centres() const { return samples_; }
 
   [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
     return Scalar(0.5) * (curvature_.array() * (x - centre_).array().square()).sum() + constant_;
