@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <hsgd/testing/catch2.hpp>
+
 #include "support.hpp"
 
 using namespace test;
@@ -103,6 +105,28 @@ TEST_CASE("Three levels: the per-level terms add up to the global divergence", "
       top += weight * (mean / weight - global).squaredNorm();
     }
     CHECK(std::abs(split.terms()[2] - top) <= 1e-12 * top);
+  }
+}
+
+TEST_CASE("Every record of a three-level run, random grouping, data-size weights, satisfies the identity",
+          "[probe][identity]") {
+  auto opts = options(4, 48, 0.1);
+  opts.weighting = hsgd::Weighting::data_size;
+  std::vector<hsgd::Quadratic<double>> shards;
+  for (Index j = 0; j < 12; ++j) {
+    hsgd::Rng data = hsgd::make_stream(2, hsgd::StreamKind::user, static_cast<std::uint64_t>(j));
+    shards.push_back(hsgd::Quadratic<double>::isotropic_noisy(0.5 + 0.1 * double(j), Vec::Constant(3, double(j % 4)),
+                                                              2 + j % 5, 1.0, data));
+  }
+  hsgd::Engine engine(hsgd::Topology(12, {{2, {2, 3, 1, 4, 2}}, {4, {6, 6}}, {8, {12}}}), shards,
+                      hsgd::UniformSampler(2), opts, hsgd::Sgd{}, hsgd::ConstantRate{}, hsgd::RandomGrouping{});
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 3, .model_every = 1}, memory);
+  engine.run(probe);
+  REQUIRE(memory.rows.size() == 48);
+  for (const auto& row : memory.rows) {
+    REQUIRE(row.model_terms.size() == 3);
+    CHECK_THAT(row, hsgd::testing::SatisfiesDivergenceIdentity(1e-12));
   }
 }
 

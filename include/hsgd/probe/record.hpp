@@ -2,6 +2,7 @@
 /// @file
 /// What a probe measures, and where it goes: an in-memory table or a CSV file.
 
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -68,6 +69,20 @@ struct MemoryRecorder {
   std::vector<ProbeRecord> rows;
   void record(const ProbeRecord& row) { rows.push_back(row); }
 };
+
+/// The mean of `field` over the records that measured it (NaN, not measured, is skipped), e.g.
+/// `time_average(memory.rows, &ProbeRecord::gradient_norm_squared)`, the time-averaged
+/// ||grad f(xbar_t)||^2 the paper's bounds are about. NaN when no record measured it.
+inline double time_average(const std::vector<ProbeRecord>& rows, double ProbeRecord::*field) {
+  double sum = 0;
+  Index count = 0;
+  for (const ProbeRecord& row : rows) {
+    if (std::isnan(row.*field)) continue;
+    sum += row.*field;
+    ++count;
+  }
+  return count > 0 ? sum / static_cast<double>(count) : ProbeRecord::not_measured;
+}
 
 /// Writes one CSV line per record, flushed as it goes, so a long run can be watched and a crash
 /// loses nothing. Leading `tags` columns (e.g. scheme and seed) let several runs share a file.
