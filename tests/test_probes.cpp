@@ -218,6 +218,7 @@ TEST_CASE("Probes count aggregations, messages and scalars per level", "[probe]"
   const auto& row = memory.rows.back();
   CHECK(row.aggregations == std::vector<Index>{8, 4});
   CHECK(row.messages == 8 * 24 + 4 * 32);
+  CHECK(row.level_messages == std::vector<Index>{8 * 24, 4 * 32});
   CHECK(row.scalars == double(row.messages) * 5);
   CHECK(std::abs(row.d_up + row.d_down - row.d_glob) <= 1e-12 * row.d_glob);
   CHECK(row.max_d_up == row.d_up);
@@ -225,6 +226,44 @@ TEST_CASE("Probes count aggregations, messages and scalars per level", "[probe]"
   CHECK(row.loss == engine.loss(average));
   CHECK(std::abs(row.gradient_norm_squared - engine.gradient(average).squaredNorm()) <=
         1e-12 * row.gradient_norm_squared);
+}
+
+TEST_CASE("CsvRecorder: runs with fewer levels share a file, their extra level cells empty", "[probe][csv]") {
+  const std::string path = "probe_levels_test.csv";
+  {
+    hsgd::CsvRecorder csv(path, {"scheme"}, 2);
+    csv.set_tags({"local"});
+    hsgd::Engine local(hsgd::Topology::local_sgd(6, 2), noisy_quadratics(6, 2, 1), hsgd::UniformSampler(1), options(1, 2));
+    auto probe = hsgd::make_probe(local, {.gradient_every = 2, .model_every = 2}, csv);
+    local.run(probe);
+    csv.set_tags({"hsgd"});
+    hsgd::Engine two(hsgd::Topology::two_level(6, 2, 2, 4), noisy_quadratics(6, 2, 1), hsgd::UniformSampler(1), options(1, 2));
+    auto second = hsgd::make_probe(two, {.gradient_every = 2, .model_every = 2}, csv);
+    two.run(second);
+    hsgd::Engine three(hsgd::Topology(6, {{2, {2, 2, 2}}, {4, {4, 2}}, {8, {6}}}), noisy_quadratics(6, 2, 1),
+                       hsgd::UniformSampler(1), options(1, 2));
+    auto third = hsgd::make_probe(three, {.gradient_every = 2, .model_every = 2}, csv);
+    CHECK_THROWS_WITH(three.run(third), Catch::Matchers::Contains("a record with 3 levels does not fit the CSV's 2"));
+  }
+  std::ifstream file(path);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(file, line);) {
+    std::vector<std::string> cells;
+    std::stringstream fields(line);
+    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+    if (line.back() == ',') cells.emplace_back();
+    rows.push_back(cells);
+  }
+  REQUIRE(rows.size() == 3);  // header, the local run's row, the two-level run's row
+  for (const auto& row : rows) CHECK(row.size() == rows[0].size());
+  CHECK(rows[0].back() == "messages_level_2");
+  CHECK(rows[1][0] == "local");
+  CHECK(rows[1].back().empty());   // no level 2 in local SGD
+  CHECK_FALSE(rows[1][16].empty());  // d_level_0
+  CHECK(rows[1][17].empty());        // d_level_1
+  CHECK(rows[2].back() == "0");     // no global round yet after step 2
+  CHECK_FALSE(rows[2][17].empty());
+  std::remove(path.c_str());
 }
 
 TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record", "[probe][csv]") {
@@ -241,7 +280,7 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
     std::getline(partial, header);
     CHECK(header ==
           "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,d_down_at_groups,"
-          "d_level_0,d_level_1,c_level_0,c_level_1");
+          "d_level_0,d_level_1,c_level_0,c_level_1,messages_level_1,messages_level_2");
   }
   std::ifstream file(path);
   std::string line;
@@ -253,7 +292,9 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
   std::stringstream fields(lines[2]);
   std::vector<std::string> cells;
   for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-  REQUIRE(cells.size() == 21);
+  REQUIRE(cells.size() == 23);
+  CHECK(cells[21] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
+  CHECK(cells[22] == "16");  // one global round of 2 x (6 + 2)
   const double d_up = std::stod(cells[6]);
   const double d_down = std::stod(cells[7]);
   const double d_glob = std::stod(cells[8]);

@@ -104,6 +104,7 @@ class DivergenceProbe {
     record_.group_d_down_at_group_averages.assign(static_cast<std::size_t>(topology.units(1)), nan());
     record_.group_gradient_norm_squared.assign(static_cast<std::size_t>(topology.units(1)), nan());
     record_.aggregations.assign(static_cast<std::size_t>(topology.levels()), 0);
+    record_.level_messages.assign(static_cast<std::size_t>(topology.levels()), 0);
   }
 
   template <class Run>
@@ -111,6 +112,7 @@ class DivergenceProbe {
     record_.aggregations[static_cast<std::size_t>(level - 1)] += 1;
     const Index messages = messages_per_round_[static_cast<std::size_t>(level - 1)] + 2 * run.last_round_participants();
     record_.messages += messages;
+    record_.level_messages[static_cast<std::size_t>(level - 1)] += messages;
     record_.scalars += static_cast<double>(messages) * static_cast<double>(run.dimension());
     last_level_ = level;
   }

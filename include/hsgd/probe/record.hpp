@@ -41,6 +41,7 @@ struct ProbeRecord {
   double max_d_down = 0;                        ///< running maximum of d_down over measurements
   std::vector<Index> aggregations;              ///< aggregation rounds per level so far
   Index messages = 0;                           ///< model messages sent so far (up and down)
+  std::vector<Index> level_messages;            ///< messages per level so far, summing to messages
   double scalars = 0;                           ///< scalars moved so far (messages x d)
 };
 
@@ -89,13 +90,20 @@ inline double time_average(const std::vector<ProbeRecord>& rows, double ProbeRec
 /// The columns, in order: the tags, then
 /// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,
 /// d_down_at_groups`, then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level
-/// terms). Values not measured at a step are empty.
+/// terms) and `messages_level_1..messages_level_L` (messages per aggregation level). Values not
+/// measured at a step are empty. L is `levels` if given, else the first record's level count;
+/// runs with fewer levels (local SGD next to H-SGD in one file) leave the extra cells empty.
 class CsvRecorder {
  public:
-  /// Opens `path` for writing (truncating it) and names the tag columns.
-  CsvRecorder(const std::string& path, std::vector<std::string> tag_names)
-      : file_(std::fopen(path.c_str(), "w")), tag_names_(std::move(tag_names)), tag_values_(tag_names_.size()) {
+  /// Opens `path` for writing (truncating it), names the tag columns, and fixes the per-level
+  /// columns to `levels` levels (0: as many as the first record has).
+  CsvRecorder(const std::string& path, std::vector<std::string> tag_names, Index levels = 0)
+      : file_(std::fopen(path.c_str(), "w")),
+        tag_names_(std::move(tag_names)),
+        tag_values_(tag_names_.size()),
+        levels_(static_cast<std::size_t>(levels)) {
     detail::require(file_ != nullptr, "'path' ({}) cannot be opened for writing", path);
+    detail::require(levels >= 0, "'levels' ({}) must be non-negative (0: from the first record)", levels);
   }
   CsvRecorder(const CsvRecorder&) = delete;
   CsvRecorder& operator=(const CsvRecorder&) = delete;
@@ -112,13 +120,21 @@ class CsvRecorder {
 
   void record(const ProbeRecord& row) {
     if (!header_written_) write_header(row);
+    detail::require(row.model_terms.size() <= levels_,
+                    "a record with {} levels does not fit the CSV's {} per-level columns: give CsvRecorder the "
+                    "largest level count as 'levels'",
+                    row.model_terms.size(), levels_);
     for (const auto& tag : tag_values_) fmt::print(file_, "{},", tag);
     fmt::print(file_, "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step, row.level, cell(row.loss),
                cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down), cell(row.d_glob), cell(row.c_in),
                cell(row.c_up), cell(row.c), cell(row.max_d_up), cell(row.max_d_down), row.messages, cell(row.scalars),
                cell(row.d_down_at_group_averages));
-    for (const double term : row.gradient_terms) fmt::print(file_, ",{}", cell(term));
-    for (const double term : row.model_terms) fmt::print(file_, ",{}", cell(term));
+    write_levels(row.gradient_terms);
+    write_levels(row.model_terms);
+    for (std::size_t l = 0; l < levels_; ++l) {
+      if (l < row.level_messages.size()) fmt::print(file_, ",{}", row.level_messages[l]);
+      else std::fputc(',', file_);
+    }
     std::fputc('\n', file_);
     std::fflush(file_);
   }
@@ -126,13 +142,20 @@ class CsvRecorder {
  private:
   static detail::CsvCell cell(double value) { return detail::CsvCell{value}; }
 
+  /// One cell per level column; levels the record does not have are empty.
+  void write_levels(const std::vector<double>& terms) {
+    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",{}", cell(l < terms.size() ? terms[l] : ProbeRecord::not_measured));
+  }
+
   void write_header(const ProbeRecord& row) {
+    if (levels_ == 0) levels_ = row.model_terms.size();
     for (const auto& name : tag_names_) fmt::print(file_, "{},", name);
     fmt::print(file_,
                "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
                "d_down_at_groups");
-    for (std::size_t l = 0; l < row.gradient_terms.size(); ++l) fmt::print(file_, ",d_level_{}", l);
-    for (std::size_t l = 0; l < row.model_terms.size(); ++l) fmt::print(file_, ",c_level_{}", l);
+    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",d_level_{}", l);
+    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",c_level_{}", l);
+    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",messages_level_{}", l + 1);
     std::fputc('\n', file_);
     header_written_ = true;
   }
@@ -140,6 +163,7 @@ class CsvRecorder {
   std::FILE* file_;
   std::vector<std::string> tag_names_;
   std::vector<std::string> tag_values_;
+  std::size_t levels_;
   bool header_written_ = false;
 };
 
