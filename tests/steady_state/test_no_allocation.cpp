@@ -196,3 +196,32 @@ TEST_CASE("partial participation draws allocate nothing", "[allocation][particip
   CHECK(engine.regroupings() > 0);
   CHECK(engine.server(1, 2).participants().size() == 3);  // 3 of 6 take part: the draw path ran
 }
+
+TEST_CASE("softmax regression and tanh network shards allocate nothing once running", "[allocation][classifier]") {
+  // 3 classes around 3 e_c in 4 dimensions; worker j holds the samples k = j mod 12, so only class j mod 3.
+  hsgd::Dataset<double> data;
+  data.classes = 3;
+  data.features.resize(4, 120);
+  hsgd::Partition partition(12);
+  hsgd::Rng rng = hsgd::make_stream(1, hsgd::StreamKind::user, 0);
+  for (hsgd::Index k = 0; k < data.features.cols(); ++k) {
+    data.labels.push_back(k % 3);
+    for (hsgd::Index i = 0; i < 4; ++i) data.features(i, k) = (i == k % 3 ? 3.0 : 0.0) + rng.normal();
+    partition[static_cast<std::size_t>(k % 12)].push_back(k);
+  }
+  hsgd::Options options;
+  options.threads = 2;
+  const auto topology = hsgd::Topology::two_level({3, 5, 4}, 2, 6);
+
+  hsgd::Engine softmax(topology, hsgd::make_softmax_shards(data, partition), hsgd::UniformSampler(8), options);
+  CHECK(allocations_in_steady_state(softmax, 6, 60) == 0);
+
+  const hsgd::Dataset<float> float_data{data.features.cast<float>(), data.labels, data.classes};
+  auto shards = hsgd::make_tanh_network_shards(float_data, partition, 5);
+  hsgd::Rng init = hsgd::make_stream(1, hsgd::StreamKind::initial_model, 0);
+  const hsgd::Vector<float> start = shards.front().initial_model(init);
+  hsgd::Engine network(topology, std::move(shards), hsgd::UniformSampler(8), options);
+  network.set_model(start);
+  CHECK(allocations_in_steady_state(network, 6, 60) == 0);
+  CHECK((network.models().array() != start.array().replicate(1, 12)).any());  // the steps did move the models
+}

@@ -1,0 +1,294 @@
+#pragma once
+/// @file
+/// Multi-class softmax regression with benchmark B1's non-convex penalty, and the pieces every
+/// softmax classifier shares (affine layers over a flat model, cross-entropy, the penalty, shard
+/// factories); the tanh network of tanh_network.hpp reuses them for its output layer.
+
+#include <cmath>
+#include <cstddef>
+#include <ranges>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/types.hpp"
+#include "hsgd/data/dataset.hpp"
+
+namespace hsgd {
+namespace detail {
+
+/// Row-major dense matrix. Viewed over a model it keeps each unit's incoming weights contiguous,
+/// so a unit's activation is one dot product and its share of a gradient one axpy.
+template <class Scalar>
+using RowMajorMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// An affine layer z = W a + b, W (outputs x inputs), viewed in place over a flat vector laid out
+/// as [W row by row; b]. `S` is `const Scalar` to read a model and `Scalar` to write a gradient.
+template <class S>
+struct AffineView {
+  using Scalar = std::remove_const_t<S>;
+  template <class T>
+  using Constness = std::conditional_t<std::is_const_v<S>, const T, T>;
+
+  /// Coordinates the layer takes in the flat vector: outputs (inputs + 1).
+  static constexpr Index size(Index outputs, Index inputs) { return outputs * (inputs + 1); }
+
+  /// The layer whose coordinates start at `first`.
+  AffineView(S* first, Index outputs, Index inputs)
+      : weights(first, outputs, inputs), bias(first + outputs * inputs, outputs) {}
+
+  /// out = W a + b, into `out` as sized (no allocation).
+  template <class Input>
+  void apply(const Eigen::MatrixBase<Input>& input, Vector<Scalar>& out) const {
+    out = bias;
+    out.noalias() += weights * input;
+  }
+
+  /// W += delta a^T, b += delta: the layer's share of the gradient of a loss whose gradient in
+  /// z is delta, for the input a.
+  template <class Delta, class Input>
+  void accumulate(const Eigen::MatrixBase<Delta>& delta, const Eigen::MatrixBase<Input>& input) {
+    weights.noalias() += delta * input.transpose();
+    bias += delta;
+  }
+
+  Eigen::Map<Constness<RowMajorMatrix<Scalar>>> weights;  ///< W, outputs x inputs
+  Eigen::Map<Constness<Vector<Scalar>>> bias;             ///< b, outputs
+};
+
+/// log sum_c exp(z_c), computed as max z + log sum_c exp(z_c - max z) so that no exponential
+/// overflows and the largest term is exactly 1.
+template <class Derived>
+typename Derived::Scalar log_sum_exp(const Eigen::MatrixBase<Derived>& z) {
+  const typename Derived::Scalar top = z.maxCoeff();
+  return top + std::log((z.array() - top).exp().sum());
+}
+
+/// Cross-entropy of logits z against class y, -log softmax(z)_y = logsumexp(z) - z_y. Overwrites
+/// z with that loss's gradient in z, softmax(z) - e_y, which is what backpropagation needs next.
+template <class Scalar>
+Scalar cross_entropy_backward(Vector<Scalar>& z, Index label) {
+  const Scalar normaliser = log_sum_exp(z);
+  const Scalar loss = normaliser - z(label);
+  z.array() = (z.array() - normaliser).exp();
+  z(label) -= Scalar(1);
+  return loss;
+}
+
+/// R(x) = sum_i x_i^2 / (1 + x_i^2), benchmark B1's smooth non-convex penalty: each term is
+/// below 1, so unlike a squared norm it stops pulling on large weights.
+template <class Scalar>
+Scalar nonconvex_penalty(ConstVectorRef<Scalar> x) {
+  return (x.array().square() / (Scalar(1) + x.array().square())).sum();
+}
+
+/// g += lambda grad R(x), where grad R(x)_i = 2 x_i / (1 + x_i^2)^2.
+template <class Scalar>
+void add_nonconvex_penalty_gradient(ConstVectorRef<Scalar> x, Scalar lambda, VectorRef<Scalar> g) {
+  g.array() += (Scalar(2) * lambda) * x.array() / (Scalar(1) + x.array().square()).square();
+}
+
+/// g = (1/|B|) sum_{k in B} grad l_k(x) + lambda grad R(x): the mean data gradient over the
+/// samples B (a repeated index counts each time) plus the deterministic penalty in full, as in
+/// NonconvexLogistic. `add_sample(k)` adds grad l_k(x) to g.
+template <class Scalar, class Samples, class AddSample>
+void penalised_mean_gradient(ConstVectorRef<Scalar> x, Scalar lambda, const Samples& samples,
+                             AddSample&& add_sample, VectorRef<Scalar> g) {
+  g.setZero();
+  Index count = 0;
+  for (const Index k : samples) {
+    add_sample(k);
+    ++count;
+  }
+  g /= Scalar(count);
+  add_nonconvex_penalty_gradient(x, lambda, g);
+}
+
+/// (1/m) sum_k [logsumexp(z_k) - (z_k)_{y_k}] over the m samples of `data`, where `logits(k)`
+/// returns z_k.
+template <class Scalar, class Logits>
+Scalar mean_cross_entropy(const Dataset<Scalar>& data, Logits&& logits) {
+  Scalar total = 0;
+  for (Index k = 0; k < data.size(); ++k) {
+    const Vector<Scalar>& z = logits(k);
+    total += log_sum_exp(z) - z(data.labels[static_cast<std::size_t>(k)]);
+  }
+  return total / Scalar(data.size());
+}
+
+/// Fraction of the samples of `data` whose largest logit `logits(k)` is their class; a tie goes
+/// to the lowest class, so a model that cannot tell classes apart predicts class 0.
+template <class Scalar, class Logits>
+double classification_accuracy(const Dataset<Scalar>& data, Logits&& logits) {
+  Index correct = 0;
+  for (Index k = 0; k < data.size(); ++k) {
+    Index predicted = 0;
+    logits(k).maxCoeff(&predicted);
+    if (predicted == data.labels[static_cast<std::size_t>(k)]) ++correct;
+  }
+  return static_cast<double>(correct) / static_cast<double>(data.size());
+}
+
+/// Throws InvalidArgument unless `data` can train a classifier: at least two classes, at least
+/// one sample of at least one feature, and every label a class.
+template <class Scalar>
+void check_classification_data(const Dataset<Scalar>& data) {
+  require(data.classes >= 2, "'classes' ({}) must be at least 2: a classifier tells classes apart", data.classes);
+  require(data.size() > 0 && data.dimension() > 0,
+          "'features' ({}x{}) must hold at least one sample of at least one feature", data.dimension(),
+          data.size());
+  data.validate();
+}
+
+/// Throws InvalidArgument unless the penalty weight is finite and non-negative.
+template <class Scalar>
+void check_lambda(Scalar lambda) {
+  require(std::isfinite(lambda) && lambda >= 0, "'lambda' ({}) must be finite and non-negative", lambda);
+}
+
+/// Throws InvalidArgument unless every worker's part is non-empty and names samples of `data`.
+template <class Scalar>
+void check_partition(const Dataset<Scalar>& data, const Partition& partition) {
+  require(!partition.empty(), "'partition' must give samples to at least one worker");
+  for (std::size_t j = 0; j < partition.size(); ++j) {
+    require(!partition[j].empty(), "'partition'[{}] is empty: every worker needs at least one sample", j);
+    for (std::size_t k = 0; k < partition[j].size(); ++k) {
+      const Index sample = partition[j][k];
+      require(sample >= 0 && sample < data.size(), "'partition'[{}][{}] ({}) must be in [0, {})", j, k, sample,
+              data.size());
+    }
+  }
+}
+
+/// One Objective per worker: shard j is built from the samples `partition[j]` of `data` (in that
+/// order, repeats kept) and the shared `parameters`. The whole dataset is checked first, so an
+/// error names a sample by its index in `data`, not in a shard.
+template <class Objective, class Scalar, class... Parameters>
+std::vector<Objective> make_classifier_shards(const Dataset<Scalar>& data, const Partition& partition,
+                                              const Parameters&... parameters) {
+  check_classification_data(data);
+  check_partition(data, partition);
+  std::vector<Objective> shards;
+  shards.reserve(partition.size());
+  for (const auto& samples : partition) shards.emplace_back(data.subset(samples), parameters...);
+  return shards;
+}
+
+}  // namespace detail
+
+/// Multi-class softmax (multinomial logistic) regression with benchmark B1's non-convex penalty,
+/// over m samples (a_k, y_k), a_k in R^d, y_k in [0, C):
+///
+///   F(x) = (1/m) sum_k [ logsumexp(W a_k + b) - (W a_k + b)_{y_k} ] + lambda R(x),
+///   R(x) = sum_i x_i^2 / (1 + x_i^2)   over ALL coordinates of x, the bias included (as in
+///                                      NonconvexLogistic), which makes F non-convex;
+///
+///   grad_W F = (1/m) sum_k r_k a_k^T,   grad_b F = (1/m) sum_k r_k,   r_k = softmax(W a_k + b) - e_{y_k},
+///   plus lambda 2 x_i / (1 + x_i^2)^2 on every coordinate i.
+///
+/// Model layout, dimension C (d + 1): x = [W row by row; b], i.e. x[c d + i] = W(c, i) and
+/// x[C d + c] = b_c, so class c's weight vector is contiguous. At x = 0 every class is equally
+/// likely and F(0) = log C; zero is a fine starting point. A minibatch gradient is the mean data
+/// gradient over the batch plus the penalty gradient in full.
+///
+/// Not thread-safe per object: evaluation writes the logits of the current sample into scratch
+/// memory held by the object (see `logits_`). Distinct objects, copies included, are independent.
+template <Real S = double>
+class SoftmaxRegression {
+ public:
+  using Scalar = S;
+
+  /// The penalty weight of B1.
+  static constexpr Scalar default_lambda = Scalar(1e-3);
+
+  /// Softmax regression on `data` with penalty weight `lambda`. Throws InvalidArgument unless
+  /// `data` has at least 2 classes, a sample, a feature and valid labels, and `lambda` is finite
+  /// and non-negative.
+  explicit SoftmaxRegression(Dataset<Scalar> data, Scalar lambda = default_lambda)
+      : data_(std::move(data)), lambda_(lambda) {
+    detail::check_classification_data(data_);
+    detail::check_lambda(lambda_);
+    logits_.resize(classes());
+  }
+
+  /// C (d + 1), the number of model coordinates.
+  [[nodiscard]] Index dimension() const { return detail::AffineView<Scalar>::size(classes(), features()); }
+  /// m, the number of samples.
+  [[nodiscard]] Index sample_count() const { return data_.size(); }
+  /// C, the number of classes.
+  [[nodiscard]] Index classes() const { return data_.classes; }
+  /// d, the number of features of a sample.
+  [[nodiscard]] Index features() const { return data_.dimension(); }
+  /// lambda, the penalty weight.
+  [[nodiscard]] Scalar lambda() const { return lambda_; }
+  /// The samples this objective is built on.
+  [[nodiscard]] const Dataset<Scalar>& data() const { return data_; }
+
+  /// F(x) = (1/m) sum_k [logsumexp(z_k) - (z_k)_{y_k}] + lambda R(x), z_k = W a_k + b.
+  [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
+    const detail::AffineView layer(x.data(), classes(), features());
+    return detail::mean_cross_entropy(data_, [&](Index k) -> const Vector<Scalar>& { return logits(layer, k); }) +
+           lambda_ * detail::nonconvex_penalty(x);
+  }
+
+  /// g = grad F(x): the mean over all m samples of [r_k a_k^T; r_k], plus lambda grad R(x).
+  void gradient(ConstVectorRef<Scalar> x, VectorRef<Scalar> g) const {
+    mean_gradient(x, std::views::iota(Index{0}, sample_count()), g);
+  }
+
+  /// g = (1/|B|) sum_{k in B} [r_k a_k^T; r_k] + lambda grad R(x); a repeated index counts each time.
+  void batch_gradient(ConstVectorRef<Scalar> x, std::span<const Index> batch, VectorRef<Scalar> g) const {
+    mean_gradient(x, batch, g);
+  }
+
+  /// Fraction of the samples whose predicted class argmax_c (W a_k + b)_c is y_k (ties go to the
+  /// lowest class).
+  [[nodiscard]] double accuracy(ConstVectorRef<Scalar> x) const {
+    const detail::AffineView layer(x.data(), classes(), features());
+    return detail::classification_accuracy(data_,
+                                           [&](Index k) -> const Vector<Scalar>& { return logits(layer, k); });
+  }
+
+ private:
+  /// z_k = W a_k + b, in the scratch vector.
+  const Vector<Scalar>& logits(const detail::AffineView<const Scalar>& layer, Index k) const {
+    layer.apply(data_.features.col(k), logits_);
+    return logits_;
+  }
+
+  template <class Samples>
+  void mean_gradient(ConstVectorRef<Scalar> x, const Samples& samples, VectorRef<Scalar> g) const {
+    const detail::AffineView layer(x.data(), classes(), features());
+    detail::AffineView layer_gradient(g.data(), classes(), features());
+    detail::penalised_mean_gradient(
+        x, lambda_, samples,
+        [&](Index k) {
+          logits(layer, k);
+          detail::cross_entropy_backward(logits_, data_.labels[static_cast<std::size_t>(k)]);
+          layer_gradient.accumulate(logits_, data_.features.col(k));
+        },
+        g);
+  }
+
+  Dataset<Scalar> data_;
+  Scalar lambda_;
+  // Scratch for one sample's logits, sized at construction so that evaluation allocates nothing.
+  // Recomputing each logit in a second pass instead would avoid the state but double the dot
+  // products; hsgd's Engine evaluates a worker's shard on one thread at a time, so the state is
+  // safe there. The price is that one object must not be evaluated from two threads at once.
+  mutable Vector<Scalar> logits_;
+};
+
+/// One SoftmaxRegression per worker: worker j's shard holds the samples `partition[j]` of `data`,
+/// all with penalty weight `lambda` and the same C (d + 1) coordinates, whatever classes a shard
+/// happens to hold. Throws InvalidArgument on bad data, an empty part or an index out of range.
+template <Real Scalar>
+std::vector<SoftmaxRegression<Scalar>> make_softmax_shards(
+    const Dataset<Scalar>& data, const Partition& partition,
+    std::type_identity_t<Scalar> lambda = SoftmaxRegression<Scalar>::default_lambda) {
+  return detail::make_classifier_shards<SoftmaxRegression<Scalar>>(data, partition, lambda);
+}
+
+}  // namespace hsgd
