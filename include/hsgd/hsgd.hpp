@@ -10,11 +10,17 @@
 #include "hsgd/core/types.hpp"
 
 #include "hsgd/data/dataset.hpp"
+#include "hsgd/data/distributions.hpp"
+#include "hsgd/data/generators.hpp"
+#include "hsgd/data/layout.hpp"
+#include "hsgd/data/partition.hpp"
 
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/objective/logistic.hpp"
 #include "hsgd/objective/quadratic.hpp"
 #include "hsgd/objective/rosenbrock.hpp"
+#include "hsgd/objective/softmax.hpp"
+#include "hsgd/objective/tanh_network.hpp"
 
 #include "hsgd/sampler/samplers.hpp"
 

@@ -1,0 +1,578 @@
+#pragma once
+/// @file
+/// Partitioners: which worker holds which samples, IID or label-skewed (non-IID), over workers
+/// or over groups of workers; and the statistics that say how skewed a partition is.
+///
+/// Every partitioner returns a Partition that holds every sample exactly once, each worker's
+/// samples in increasing order, and depends on nothing but the labels, the number of classes and
+/// the options (seed included). Each takes the labels and the number of classes, or a Dataset.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "hsgd/aggregation/server.hpp"
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/random.hpp"
+#include "hsgd/core/types.hpp"
+#include "hsgd/data/dataset.hpp"
+#include "hsgd/data/distributions.hpp"
+
+namespace hsgd {
+
+namespace detail {
+
+inline void require_labels(std::span<const Index> labels, Index classes) {
+  require(classes > 0, "'classes' ({}) must be positive", classes);
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    require(labels[k] >= 0 && labels[k] < classes, "'labels'[{}] ({}) must be in [0, {})", k, labels[k], classes);
+  }
+}
+
+/// Every worker's min_size samples must exist.
+inline void require_room(std::span<const Index> labels, Index workers, Index min_size) {
+  require(workers * min_size <= static_cast<Index>(labels.size()),
+          "'min_size' ({}) times the {} workers must not exceed the number of samples ({})", min_size, workers,
+          labels.size());
+}
+
+/// The samples of each class, each list in increasing order.
+inline std::vector<std::vector<Index>> samples_by_class(std::span<const Index> labels, Index classes) {
+  std::vector<std::vector<Index>> by_class(static_cast<std::size_t>(classes));
+  for (std::size_t k = 0; k < labels.size(); ++k)
+    by_class[static_cast<std::size_t>(labels[k])].push_back(static_cast<Index>(k));
+  return by_class;
+}
+
+inline Partition sorted(Partition partition) {
+  for (auto& samples : partition) std::sort(samples.begin(), samples.end());
+  return partition;
+}
+
+/// `order` cut into `blocks` runs of consecutive entries, the first size mod blocks runs one longer.
+inline Partition cut_into_blocks(std::span<const Index> order, Index blocks) {
+  const auto size = static_cast<Index>(order.size());
+  Partition result(static_cast<std::size_t>(blocks));
+  Index begin = 0;
+  for (Index b = 0; b < blocks; ++b) {
+    const Index length = size / blocks + (b < size % blocks ? 1 : 0);
+    result[static_cast<std::size_t>(b)].assign(order.begin() + begin, order.begin() + begin + length);
+    begin += length;
+  }
+  return result;
+}
+
+/// One draw of a label-proportion partition. For each class c in turn: shuffle its samples, ask
+/// `proportions(rng, c, partition so far)` for the workers' shares s_1..s_n (summing to 1), and
+/// give worker j the shuffled samples at positions [floor(m_c S_{j-1}), floor(m_c S_j)), with
+/// S_j = s_1 + ... + s_j and S_n taken as exactly 1, so every sample goes somewhere.
+template <class Proportions>
+Partition split_classes(std::span<const Index> labels, Index classes, Index workers, Rng& rng,
+                        Proportions&& proportions) {
+  Partition partition(static_cast<std::size_t>(workers));
+  std::vector<std::vector<Index>> by_class = samples_by_class(labels, classes);
+  for (Index c = 0; c < classes; ++c) {
+    std::vector<Index>& samples = by_class[static_cast<std::size_t>(c)];
+    rng.shuffle(std::span<Index>(samples));
+    const std::vector<double> shares = proportions(rng, c, std::as_const(partition));
+    const auto count = static_cast<Index>(samples.size());
+    double cumulative = 0;
+    Index begin = 0;
+    for (std::size_t j = 0; j < shares.size(); ++j) {
+      cumulative += shares[j];
+      const Index end = j + 1 == shares.size()
+                            ? count
+                            : std::min(count, static_cast<Index>(std::floor(static_cast<double>(count) * cumulative)));
+      partition[j].insert(partition[j].end(), samples.begin() + begin, samples.begin() + end);
+      begin = end;
+    }
+  }
+  return sorted(std::move(partition));
+}
+
+/// The first of `attempt(0)`, `attempt(1)`, ... (at most max_attempts) that gives every worker at
+/// least min_size samples; nothing if none does.
+template <class Attempt>
+std::optional<Partition> first_large_enough(Index max_attempts, Index min_size, Attempt&& attempt) {
+  for (Index a = 0; a < max_attempts; ++a) {
+    Partition partition = attempt(static_cast<std::uint64_t>(a));
+    const bool large_enough = std::all_of(partition.begin(), partition.end(), [&](const std::vector<Index>& samples) {
+      return static_cast<Index>(samples.size()) >= min_size;
+    });
+    if (large_enough) return partition;
+  }
+  return std::nullopt;
+}
+
+inline void require_attempts(Index min_size, Index max_attempts) {
+  require(min_size > 0, "'min_size' ({}) must be positive: every worker needs a sample", min_size);
+  require(max_attempts > 0, "'max_attempts' ({}) must be positive", max_attempts);
+}
+
+}  // namespace detail
+
+/// Throws InvalidArgument unless every sample 0..samples-1 appears in `partition` exactly once.
+inline void check_partition(const Partition& partition, Index samples) {
+  std::vector<char> seen(static_cast<std::size_t>(samples), 0);
+  for (std::size_t j = 0; j < partition.size(); ++j) {
+    for (const Index sample : partition[j]) {
+      detail::require(sample >= 0 && sample < samples, "worker {} holds sample {}, outside [0, {})", j, sample,
+                      samples);
+      detail::require(seen[static_cast<std::size_t>(sample)] == 0, "sample {} appears twice (again at worker {})",
+                      sample, j);
+      seen[static_cast<std::size_t>(sample)] = 1;
+    }
+  }
+  const auto missing = std::find(seen.begin(), seen.end(), 0);
+  detail::require(missing == seen.end(), "sample {} is held by no worker", missing - seen.begin());
+}
+
+/// The workers' own data sets: result[j] = data.subset(partition[j]).
+template <Real S>
+std::vector<Dataset<S>> worker_datasets(const Dataset<S>& data, const Partition& partition) {
+  std::vector<Dataset<S>> result;
+  result.reserve(partition.size());
+  for (const auto& samples : partition) result.push_back(data.subset(samples));
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// IID
+
+/// Settings of partition_iid.
+struct IidPartitionOptions {
+  Index workers = 10;      ///< n, >= 1 and at most the number of samples
+  std::uint64_t seed = 0;  ///< draws from data stream (iid_partition, 0)
+
+  void validate() const { detail::require(workers > 0, "'workers' ({}) must be positive", workers); }
+};
+
+/// IID: a uniformly random permutation of the m samples dealt out in n consecutive blocks, the
+/// first m mod n one larger, so sizes differ by at most one and a worker's class counts are
+/// hypergeometric draws from the global ones.
+inline Partition partition_iid(std::span<const Index> labels, Index classes, const IidPartitionOptions& options) {
+  options.validate();
+  detail::require_labels(labels, classes);
+  detail::require(options.workers <= static_cast<Index>(labels.size()),
+                  "'workers' ({}) must not exceed the number of samples ({})", options.workers, labels.size());
+  std::vector<Index> order(labels.size());
+  std::iota(order.begin(), order.end(), Index{0});
+  detail::data_stream(options.seed, detail::DataStream::iid_partition, 0).shuffle(std::span<Index>(order));
+  return detail::sorted(detail::cut_into_blocks(order, options.workers));
+}
+
+template <Real S>
+Partition partition_iid(const Dataset<S>& data, const IidPartitionOptions& options) {
+  return partition_iid(data.labels, data.classes, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Label-sorted shards
+
+/// Settings of partition_shards.
+struct ShardPartitionOptions {
+  Index workers = 10;           ///< n, >= 1
+  Index shards_per_worker = 2;  ///< s, >= 1 (McMahan et al. use 2); n s must not exceed the samples
+  std::uint64_t seed = 0;       ///< draws from data stream (shard_partition, 0)
+
+  void validate() const {
+    detail::require(workers > 0, "'workers' ({}) must be positive", workers);
+    detail::require(shards_per_worker > 0, "'shards_per_worker' ({}) must be positive", shards_per_worker);
+  }
+};
+
+/// Label-sorted shards (McMahan et al. 2017; the H-SGD paper's non-IID split). The samples are
+/// shuffled and then stably sorted by label (so a shard holds random samples of its label), cut
+/// into n s shards of consecutive samples (sizes differing by at most one, the first ones larger),
+/// and a random permutation pi of the shards gives worker j the shards pi(j s), ..., pi(j s + s - 1).
+/// A worker sees at most s labels, plus one for each of its shards that straddles a label
+/// boundary; none does when every class's size is a multiple of the shard size m / (n s).
+inline Partition partition_shards(std::span<const Index> labels, Index classes, const ShardPartitionOptions& options) {
+  options.validate();
+  detail::require_labels(labels, classes);
+  const Index shard_count = options.workers * options.shards_per_worker;
+  detail::require(shard_count <= static_cast<Index>(labels.size()),
+                  "'workers' ({}) times 'shards_per_worker' ({}) must not exceed the number of samples ({})",
+                  options.workers, options.shards_per_worker, labels.size());
+  Rng rng = detail::data_stream(options.seed, detail::DataStream::shard_partition, 0);
+  std::vector<Index> order(labels.size());
+  std::iota(order.begin(), order.end(), Index{0});
+  rng.shuffle(std::span<Index>(order));
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) {
+    return labels[static_cast<std::size_t>(a)] < labels[static_cast<std::size_t>(b)];
+  });
+  const Partition shards = detail::cut_into_blocks(order, shard_count);
+  std::vector<Index> shard_order(static_cast<std::size_t>(shard_count));
+  std::iota(shard_order.begin(), shard_order.end(), Index{0});
+  rng.shuffle(std::span<Index>(shard_order));
+
+  Partition partition(static_cast<std::size_t>(options.workers));
+  for (std::size_t k = 0; k < shard_order.size(); ++k) {
+    const auto& shard = shards[static_cast<std::size_t>(shard_order[k])];
+    auto& worker = partition[k / static_cast<std::size_t>(options.shards_per_worker)];
+    worker.insert(worker.end(), shard.begin(), shard.end());
+  }
+  return detail::sorted(std::move(partition));
+}
+
+template <Real S>
+Partition partition_shards(const Dataset<S>& data, const ShardPartitionOptions& options) {
+  return partition_shards(data.labels, data.classes, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dirichlet over labels
+
+/// Settings of partition_dirichlet.
+struct DirichletPartitionOptions {
+  Index workers = 10;  ///< n, >= 1
+  /// Concentration: worker shares of each class ~ Dir(alpha, ..., alpha). Small (0.1): each class
+  /// sits mostly with a few workers; large (100): every worker gets about 1/n of every class.
+  /// Finite, > 0.
+  double alpha = 0.5;
+  Index min_size = 10;  ///< every worker holds at least this many samples (Flower's default), >= 1
+  /// Flower's and NIID-Bench's balancing: a worker already holding m/n samples or more gets no
+  /// share of the classes still to be split (the others' shares are renormalised).
+  bool self_balancing = false;
+  Index max_attempts = 100;  ///< draws tried before giving up on min_size, >= 1
+  std::uint64_t seed = 0;    ///< attempt a draws from data stream (dirichlet_partition, a)
+
+  void validate() const {
+    detail::require(workers > 0, "'workers' ({}) must be positive", workers);
+    detail::require(std::isfinite(alpha) && alpha > 0, "'alpha' ({}) must be finite and positive", alpha);
+    detail::require_attempts(min_size, max_attempts);
+  }
+};
+
+/// Label skew by Dirichlet shares (Hsu et al. 2019; Flower's DirichletPartitioner): for each
+/// class c in turn, shares s_c ~ Dir(alpha 1_n) over the workers, and worker j gets a fraction
+/// s_cj of class c's samples (cut as detail::split_classes says). The whole draw is repeated,
+/// from the next attempt's stream, until every worker holds at least min_size samples; after
+/// max_attempts failures it throws InvalidArgument naming min_size and alpha.
+inline Partition partition_dirichlet(std::span<const Index> labels, Index classes,
+                                     const DirichletPartitionOptions& options) {
+  options.validate();
+  detail::require_labels(labels, classes);
+  detail::require_room(labels, options.workers, options.min_size);
+  const double balanced_size = static_cast<double>(labels.size()) / static_cast<double>(options.workers);
+  auto shares = [&](Rng& rng, Index /*class*/, const Partition& so_far) {
+    std::vector<double> s = draw_dirichlet(rng, options.workers, options.alpha);
+    if (!options.self_balancing) return s;
+    std::vector<double> kept = s;
+    for (std::size_t j = 0; j < kept.size(); ++j) {
+      if (static_cast<double>(so_far[j].size()) >= balanced_size) kept[j] = 0;
+    }
+    const double total = std::accumulate(kept.begin(), kept.end(), 0.0);
+    if (total == 0) return s;  // every share left sits with full workers: balancing cannot help
+    for (double& share : kept) share /= total;
+    return kept;
+  };
+  auto attempt = [&](std::uint64_t a) {
+    Rng rng = detail::data_stream(options.seed, detail::DataStream::dirichlet_partition, a);
+    return detail::split_classes(labels, classes, options.workers, rng, shares);
+  };
+  auto partition = detail::first_large_enough(options.max_attempts, options.min_size, attempt);
+  detail::require(partition.has_value(),
+                  "no draw in 'max_attempts' ({}) gave every worker at least 'min_size' ({}) samples with 'alpha' ({}) "
+                  "over {} workers: lower min_size, raise alpha or use fewer workers",
+                  options.max_attempts, options.min_size, options.alpha, options.workers);
+  return std::move(*partition);
+}
+
+template <Real S>
+Partition partition_dirichlet(const Dataset<S>& data, const DirichletPartitionOptions& options) {
+  return partition_dirichlet(data.labels, data.classes, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two-level Dirichlet: heterogeneity across groups and inside groups, set apart
+
+/// Settings of partition_two_level_dirichlet.
+struct TwoLevelDirichletOptions {
+  /// n_1..n_N, each >= 1. Workers are numbered group by group: group 0's n_1 workers first, so
+  /// `Topology::two_level(group_sizes, I, G)` with the default ContiguousGrouping puts exactly
+  /// these workers together.
+  std::vector<Index> group_sizes = {5, 5};
+  /// How label mixes differ ACROSS groups: group i's share of each class has mean n_i / n and
+  /// concentration alpha_group n. Large: groups alike (D_up small). Finite, > 0.
+  double alpha_group = 1.0;
+  /// How label mixes differ INSIDE a group: Dirichlet concentration of the workers' shares of
+  /// their group's part of each class. Large: workers of a group alike (D_down small). Finite, > 0.
+  double alpha_worker = 1.0;
+  Index min_size = 10;       ///< every worker holds at least this many samples, >= 1
+  Index max_attempts = 100;  ///< draws tried before giving up on min_size, >= 1
+  std::uint64_t seed = 0;    ///< attempt a draws from data stream (two_level_partition, a)
+
+  /// n = n_1 + ... + n_N.
+  [[nodiscard]] Index workers() const { return std::accumulate(group_sizes.begin(), group_sizes.end(), Index{0}); }
+
+  void validate() const {
+    detail::require(!group_sizes.empty(), "'group_sizes' must name at least one group");
+    for (std::size_t i = 0; i < group_sizes.size(); ++i) {
+      detail::require(group_sizes[i] > 0, "'group_sizes'[{}] ({}) must be positive", i, group_sizes[i]);
+    }
+    detail::require(std::isfinite(alpha_group) && alpha_group > 0, "'alpha_group' ({}) must be finite and positive",
+                    alpha_group);
+    detail::require(std::isfinite(alpha_worker) && alpha_worker > 0, "'alpha_worker' ({}) must be finite and positive",
+                    alpha_worker);
+    detail::require_attempts(min_size, max_attempts);
+  }
+};
+
+/// Two-level label skew. For each class c in turn: group shares g_c ~ Dir(alpha_group n_1, ...,
+/// alpha_group n_N); then, group by group, shares r_ci ~ Dir(alpha_worker 1_{n_i}) over group i's
+/// workers; worker j of group i gets a fraction g_ci r_cij of class c's samples (cut as
+/// detail::split_classes says). Re-drawn until every worker holds min_size samples, as
+/// partition_dirichlet.
+///
+/// A group's pooled label mix depends on g alone, a worker's mix relative to its group's on r
+/// alone, so alpha_group sets the across-group heterogeneity and alpha_worker the inside-group
+/// one; exactly so for data-size weights (group_label_skew with Weighting::data_size). Under
+/// uniform weights a group's mix is the plain mean of its workers' mixes, and the unequal worker
+/// sizes that a small alpha_worker brings add some across-group skew of their own.
+/// By the aggregation property of the Dirichlet, alpha_group = alpha_worker = alpha gives worker
+/// shares distributed as Dir(alpha 1_n): the one-level partition_dirichlet's distribution.
+inline Partition partition_two_level_dirichlet(std::span<const Index> labels, Index classes,
+                                               const TwoLevelDirichletOptions& options) {
+  options.validate();
+  detail::require_labels(labels, classes);
+  const Index workers = options.workers();
+  detail::require_room(labels, workers, options.min_size);
+  std::vector<double> group_alpha;
+  for (const Index size : options.group_sizes) group_alpha.push_back(options.alpha_group * static_cast<double>(size));
+  auto shares = [&](Rng& rng, Index /*class*/, const Partition& /*so_far*/) {
+    const std::vector<double> group_share = draw_dirichlet(rng, group_alpha);
+    std::vector<double> s;
+    s.reserve(static_cast<std::size_t>(workers));
+    for (std::size_t i = 0; i < group_share.size(); ++i) {
+      for (const double inside : draw_dirichlet(rng, options.group_sizes[i], options.alpha_worker)) {
+        s.push_back(group_share[i] * inside);
+      }
+    }
+    return s;
+  };
+  auto attempt = [&](std::uint64_t a) {
+    Rng rng = detail::data_stream(options.seed, detail::DataStream::two_level_partition, a);
+    return detail::split_classes(labels, classes, workers, rng, shares);
+  };
+  auto partition = detail::first_large_enough(options.max_attempts, options.min_size, attempt);
+  detail::require(partition.has_value(),
+                  "no draw in 'max_attempts' ({}) gave every worker at least 'min_size' ({}) samples with "
+                  "'alpha_group' ({}) and 'alpha_worker' ({}) over {} workers: lower min_size or raise the alphas",
+                  options.max_attempts, options.min_size, options.alpha_group, options.alpha_worker, workers);
+  return std::move(*partition);
+}
+
+template <Real S>
+Partition partition_two_level_dirichlet(const Dataset<S>& data, const TwoLevelDirichletOptions& options) {
+  return partition_two_level_dirichlet(data.labels, data.classes, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+namespace detail {
+
+/// counts[j][c]: the samples of class c that worker j holds.
+inline std::vector<std::vector<Index>> class_counts(const Partition& partition, std::span<const Index> labels,
+                                                    Index classes) {
+  require_labels(labels, classes);
+  std::vector<std::vector<Index>> counts(partition.size(), std::vector<Index>(static_cast<std::size_t>(classes), 0));
+  for (std::size_t j = 0; j < partition.size(); ++j) {
+    for (const Index sample : partition[j]) {
+      require(sample >= 0 && sample < static_cast<Index>(labels.size()), "worker {} holds sample {}, outside [0, {})",
+              j, sample, labels.size());
+      ++counts[j][static_cast<std::size_t>(labels[static_cast<std::size_t>(sample)])];
+    }
+  }
+  return counts;
+}
+
+/// counts / their sum, as a vector.
+inline Vector<double> mix_of(std::span<const Index> counts) {
+  Vector<double> mix(static_cast<Index>(counts.size()));
+  for (std::size_t c = 0; c < counts.size(); ++c) mix(static_cast<Index>(c)) = static_cast<double>(counts[c]);
+  return mix / mix.sum();
+}
+
+/// The label mixes of workers with these class counts, as columns.
+inline Matrix<double> mixes_of(const std::vector<std::vector<Index>>& counts, Index classes) {
+  Matrix<double> mixes(classes, static_cast<Index>(counts.size()));
+  for (std::size_t j = 0; j < counts.size(); ++j) {
+    const bool holds_samples = std::any_of(counts[j].begin(), counts[j].end(), [](Index n) { return n > 0; });
+    require(holds_samples, "worker {} holds no samples, so it has no label mix", j);
+    mixes.col(static_cast<Index>(j)) = mix_of(counts[j]);
+  }
+  return mixes;
+}
+
+/// TV(p, q) = (1/2) sum_c |p_c - q_c|, in [0, 1].
+inline double total_variation(const Vector<double>& p, const Vector<double>& q) { return 0.5 * (p - q).lpNorm<1>(); }
+
+/// The q-quantile of sorted values, interpolating linearly between order statistics at
+/// position q (size - 1) (numpy's default, which LEAF's statistics use).
+inline double percentile(std::span<const Index> sorted_values, double q) {
+  const double position = q * static_cast<double>(sorted_values.size() - 1);
+  const auto below = static_cast<std::size_t>(std::floor(position));
+  const std::size_t above = std::min(below + 1, sorted_values.size() - 1);
+  const auto low = static_cast<double>(sorted_values[below]);
+  return low + (position - static_cast<double>(below)) * (static_cast<double>(sorted_values[above]) - low);
+}
+
+/// w_j: 1 (uniform) or m_j (data size), as a vector.
+inline Vector<double> worker_weights(const Partition& partition, Weighting weighting) {
+  Vector<double> weights(static_cast<Index>(partition.size()));
+  for (std::size_t j = 0; j < partition.size(); ++j) {
+    weights(static_cast<Index>(j)) = weighting == Weighting::uniform ? 1.0 : static_cast<double>(partition[j].size());
+  }
+  return weights;
+}
+
+/// Throws unless `groups` lists every worker 0..workers-1 exactly once, in non-empty groups.
+inline void require_groups(const std::vector<std::vector<Index>>& groups, Index workers) {
+  std::vector<char> seen(static_cast<std::size_t>(workers), 0);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    require(!groups[g].empty(), "group {} is empty: every group needs a worker", g);
+    for (const Index worker : groups[g]) {
+      require(worker >= 0 && worker < workers, "group {} lists worker {}, outside [0, {})", g, worker, workers);
+      require(seen[static_cast<std::size_t>(worker)] == 0, "worker {} is listed twice (again in group {})", worker, g);
+      seen[static_cast<std::size_t>(worker)] = 1;
+    }
+  }
+  const auto missing = std::find(seen.begin(), seen.end(), 0);
+  require(missing == seen.end(), "worker {} is in no group", missing - seen.begin());
+}
+
+}  // namespace detail
+
+/// The workers' label mixes as the columns of a C x n matrix: p_j(c) = (samples of class c that
+/// worker j holds) / m_j. Every worker must hold a sample.
+inline Matrix<double> label_mixes(const Partition& partition, std::span<const Index> labels, Index classes) {
+  return detail::mixes_of(detail::class_counts(partition, labels, classes), classes);
+}
+
+/// How far a partition is from IID, at a glance. `brief_report()` (or formatting it with fmt)
+/// gives two lines.
+struct PartitionSummary {
+  Index workers = 0;  ///< n
+  Index samples = 0;  ///< m, the samples of the data set
+  Index classes = 0;  ///< C
+  /// Worker sizes m_j: least, 10th, 50th and 90th percentiles (linear interpolation, as numpy's
+  /// and LEAF's statistics), largest, mean and (population) standard deviation.
+  Index size_min = 0;
+  double size_p10 = 0;
+  double size_p50 = 0;
+  double size_p90 = 0;
+  Index size_max = 0;
+  double size_mean = 0;
+  double size_stdev = 0;
+  double labels_per_worker = 0;  ///< mean number of classes a worker holds a sample of
+  /// (1/n) sum_j TV(p_j, p): mean total-variation distance of the workers' label mixes from the
+  /// data set's label mix p. 0 for identical mixes, 1 for disjoint ones.
+  double label_skew = 0;
+  std::vector<std::vector<Index>> class_counts;  ///< class_counts[j][c]: samples of class c at worker j
+
+  [[nodiscard]] std::string brief_report() const {
+    return fmt::format(
+        "partition: {} workers, {} samples, {} classes; sizes min {} / p10 {:.4g} / median {:.4g} / p90 {:.4g} / "
+        "max {}, mean {:.4g} (sd {:.4g})\n           {:.3g} labels per worker; label skew {:.4f} (mean TV "
+        "distance of the workers' label mixes from the global one)",
+        workers, samples, classes, size_min, size_p10, size_p50, size_p90, size_max, size_mean, size_stdev,
+        labels_per_worker, label_skew);
+  }
+};
+
+/// Sizes, class histograms and label skew of `partition` over the data set with these labels.
+/// Every worker must hold a sample.
+inline PartitionSummary summarize(const Partition& partition, std::span<const Index> labels, Index classes) {
+  detail::require(!partition.empty(), "'partition' must have at least one worker");
+  PartitionSummary summary;
+  summary.workers = static_cast<Index>(partition.size());
+  summary.samples = static_cast<Index>(labels.size());
+  summary.classes = classes;
+  summary.class_counts = detail::class_counts(partition, labels, classes);
+  const Matrix<double> mixes = detail::mixes_of(summary.class_counts, classes);
+  std::vector<Index> global_counts(static_cast<std::size_t>(classes), 0);
+  for (const Index label : labels) ++global_counts[static_cast<std::size_t>(label)];
+  const Vector<double> global = detail::mix_of(global_counts);
+
+  std::vector<Index> sizes;
+  for (const auto& samples : partition) sizes.push_back(static_cast<Index>(samples.size()));
+  std::sort(sizes.begin(), sizes.end());
+  summary.size_min = sizes.front();
+  summary.size_p10 = detail::percentile(sizes, 0.1);
+  summary.size_p50 = detail::percentile(sizes, 0.5);
+  summary.size_p90 = detail::percentile(sizes, 0.9);
+  summary.size_max = sizes.back();
+  const auto n = static_cast<double>(summary.workers);
+  summary.size_mean = static_cast<double>(std::accumulate(sizes.begin(), sizes.end(), Index{0})) / n;
+  double squares = 0;
+  for (const Index size : sizes) squares += std::pow(static_cast<double>(size) - summary.size_mean, 2);
+  summary.size_stdev = std::sqrt(squares / n);
+  summary.labels_per_worker = static_cast<double>((mixes.array() > 0).count()) / static_cast<double>(summary.workers);
+  for (Index j = 0; j < summary.workers; ++j) summary.label_skew += detail::total_variation(mixes.col(j), global);
+  summary.label_skew /= static_cast<double>(summary.workers);
+  return summary;
+}
+
+template <Real S>
+PartitionSummary summarize(const Partition& partition, const Dataset<S>& data) {
+  return summarize(partition, data.labels, data.classes);
+}
+
+/// Label skew across and inside groups: the label-mix counterparts of D_up and D_down.
+struct GroupLabelSkew {
+  /// sum_i (W_i / W) TV(pbar_i, pbar): how far the groups' label mixes are from the global one.
+  double across = 0;
+  /// (1/W) sum_i sum_{j in V_i} w_j TV(p_j, pbar_i): how far workers are from their group's mix.
+  double inside = 0;
+};
+
+/// Label skew of `partition` under `groups` (lists of worker ids, as for ExplicitGrouping), with
+/// worker weights w_j = 1 (Weighting::uniform) or m_j (Weighting::data_size), group weights
+/// W_i = sum_{j in V_i} w_j, W = sum_i W_i, group mixes pbar_i = sum_{j in V_i} w_j p_j / W_i and
+/// global mix pbar = sum_j w_j p_j / W: the label mixes of the group objectives f_i and of f as
+/// the engine weighs them (uniform: the paper's f = (1/n) sum F_j; data size: pooled samples).
+/// Singleton groups give inside = 0, one group across = 0. TV obeys the triangle inequality
+/// rather than the exact split D_glob = D_up + D_down.
+inline GroupLabelSkew group_label_skew(const Partition& partition, std::span<const Index> labels, Index classes,
+                                       const std::vector<std::vector<Index>>& groups,
+                                       Weighting weighting = Weighting::uniform) {
+  detail::require_groups(groups, static_cast<Index>(partition.size()));
+  const Matrix<double> mixes = label_mixes(partition, labels, classes);
+  const Vector<double> weights = detail::worker_weights(partition, weighting);
+  const double total = weights.sum();
+  const Vector<double> global = mixes * weights / total;
+  GroupLabelSkew skew;
+  for (const auto& group : groups) {
+    Vector<double> group_mix = Vector<double>::Zero(classes);
+    double group_weight = 0;
+    for (const Index j : group) {
+      group_mix += weights(j) * mixes.col(j);
+      group_weight += weights(j);
+    }
+    group_mix /= group_weight;
+    skew.across += group_weight / total * detail::total_variation(group_mix, global);
+    for (const Index j : group) skew.inside += weights(j) / total * detail::total_variation(mixes.col(j), group_mix);
+  }
+  return skew;
+}
+
+}  // namespace hsgd
+
+/// `fmt::print("{}\n", summary)` prints the brief report.
+template <>
+struct fmt::formatter<hsgd::PartitionSummary> : fmt::formatter<std::string> {
+  template <class FormatContext>
+  auto format(const hsgd::PartitionSummary& summary, FormatContext& context) const {
+    return fmt::formatter<std::string>::format(summary.brief_report(), context);
+  }
+};
