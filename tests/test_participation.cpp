@@ -178,7 +178,7 @@ TEST_CASE("Participation: probes count only the participants' messages", "[parti
   CHECK(probe.last().messages == 3 * 12 + 18);
 }
 
-TEST_CASE("Participation outside (0, 1] is rejected, naming it", "[participation][validation]") {
+TEST_CASE("Participation must be above 0 and at most 1; other values are rejected, naming it", "[participation][validation]") {
   for (const double fraction : {0.0, -0.5, 1.5, std::nan("")}) {
     CHECK_THROWS_WITH(partial(fraction).validate(), Contains("'participation'") && Contains("must be in (0, 1]"));
   }

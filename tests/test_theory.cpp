@@ -76,7 +76,7 @@ Mat random_gradients(Index dimension, Index workers, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("Random grouping: E[D_down] = (n-N)/(n-1) D_glob, E[D_up] = (N-1)/(n-1) D_glob, by enumeration",
+TEST_CASE("Random grouping: mean D_down = (n-N)/(n-1) D_glob and mean D_up = (N-1)/(n-1) D_glob, by enumeration",
           "[theory][grouping]") {
   // Every one of the 7! assignments of 7 workers to unequal groups of sizes 1, 2 and 4.
   const hsgd::Topology topology = hsgd::Topology::two_level({1, 2, 4}, 2, 6);

@@ -189,7 +189,7 @@ TEST_CASE("Engine::set_model rejects a model whose dimension is not the objectiv
 
 // ---- policies -----------------------------------------------------------------------------------
 
-TEST_CASE("Momentum: the momentum must lie in [0, 1)", "[validation][policy]") {
+TEST_CASE("Momentum: the momentum must be at least 0 and below 1", "[validation][policy]") {
   CHECK_THROWS_MATCHES(hsgd::Momentum{.momentum = 1.0}.validate(), hsgd::InvalidArgument,
                        Message("'momentum' (1) must be in [0, 1)"));
   CHECK_THROWS_MATCHES(hsgd::Momentum{.momentum = -0.1}.validate(), hsgd::InvalidArgument,
@@ -206,7 +206,7 @@ TEST_CASE("Momentum: the momentum must lie in [0, 1)", "[validation][policy]") {
                        hsgd::InvalidArgument, Message("'momentum' (1) must be in [0, 1)"));
 }
 
-TEST_CASE("StepDecay: factor in (0, 1], every positive", "[validation][policy]") {
+TEST_CASE("StepDecay: factor above 0 and at most 1, every positive", "[validation][policy]") {
   CHECK_THROWS_MATCHES((hsgd::StepDecay{.factor = 0.0, .every = 10}.validate()), hsgd::InvalidArgument,
                        Message("'factor' (0) must be in (0, 1]"));
   CHECK_THROWS_MATCHES((hsgd::StepDecay{.factor = -0.5, .every = 10}.validate()), hsgd::InvalidArgument,
