@@ -1,0 +1,167 @@
+// multilevel: H-SGD on three levels (edge servers every I steps, regional servers every M steps,
+// the global server every G steps) under random grouping, next to two-level H-SGD(I, G) and local
+// SGD with period G. Per level it reports the periods, units, aggregations and messages, and the
+// share of the global divergence each level's term takes, against the random-grouping
+// expectation (N_{l-1} - N_l)/(n - 1).
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <utility>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include <hsgd/hsgd.hpp>
+
+#include "cli.hpp"
+#include "problem.hpp"
+
+namespace {
+
+struct Settings {
+  hsgd::Index workers, groups, regions, local_period, middle_period, global_period, steps, batch, seeds, probe_every;
+  double learning_rate;
+  std::string csv;
+  example::ProblemFlags problem;
+};
+
+/// What the table needs from one run, summed over seeds.
+struct Totals {
+  double gradient_norm_squared = 0;  // time-averaged ||grad f(xbar_t)||^2
+  std::vector<double> divergence_terms, model_terms;
+  double global_divergence = 0;
+  std::vector<hsgd::Index> aggregations, level_messages;
+  hsgd::Index messages = 0;
+  hsgd::Index model_dimension = 0;
+};
+
+template <class Shards>
+void run_one(const Settings& s, const std::string& scheme, const hsgd::Topology& topology, const Shards& shards,
+             const hsgd::Vector<double>& start, std::uint64_t seed, hsgd::CsvRecorder* csv, Totals& totals) {
+  hsgd::Options options;
+  options.learning_rate = s.learning_rate;
+  options.steps = s.steps;
+  options.seed = seed;
+  options.threads = 1;
+  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
+                      hsgd::RandomGrouping{});
+  engine.set_model(start);
+  if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
+  example::RunRecorder recorder{csv, {}};
+  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = 1}, recorder);
+  engine.run(probe);
+
+  const auto& rows = recorder.memory.rows;
+  const auto levels = static_cast<std::size_t>(topology.levels());
+  totals.divergence_terms.resize(levels, 0.0);
+  totals.model_terms.resize(levels, 0.0);
+  totals.gradient_norm_squared += hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared);
+  totals.global_divergence += hsgd::time_average(rows, &hsgd::ProbeRecord::d_glob);
+  for (std::size_t l = 0; l < levels; ++l) {
+    double divergence = 0, model = 0;
+    int measured = 0;
+    for (const auto& row : rows) {
+      model += row.model_terms[l] / static_cast<double>(rows.size());
+      if (std::isnan(row.gradient_terms[l])) continue;
+      divergence += row.gradient_terms[l];
+      ++measured;
+    }
+    totals.divergence_terms[l] += divergence / measured;
+    totals.model_terms[l] += model;
+  }
+  totals.aggregations = rows.back().aggregations;
+  totals.level_messages = rows.back().level_messages;
+  totals.messages = rows.back().messages;
+  totals.model_dimension = engine.dimension();
+}
+
+void print_levels(const Settings& s, const hsgd::Topology& topology, const Totals& totals) {
+  const auto expected = hsgd::random_grouping_shares(topology);
+  const double seeds = static_cast<double>(s.seeds);
+  fmt::print("\nthree-level H-SGD, per level (time averages, means over {} seeds):\n", s.seeds);
+  fmt::print("{:<7} {:>7} {:>6} {:>13} {:>10} {:>14} {:>15} {:>18} {:>12}\n", "level", "period", "units", "aggregations",
+             "messages", "scalars", "divergence term", "share of D_glob", "model term");
+  for (hsgd::Index level = 1; level <= topology.levels(); ++level) {
+    const auto l = static_cast<std::size_t>(level - 1);
+    const double term = totals.divergence_terms[l] / seeds;
+    fmt::print("{:<7} {:>7} {:>6} {:>13} {:>10} {:>14.4g} {:>15.4e} {:>8.3f} (exp {:.3f}) {:>12.4e}\n", level,
+               topology.period(level), topology.units(level), totals.aggregations[l], totals.level_messages[l],
+               static_cast<double>(totals.level_messages[l]) * static_cast<double>(totals.model_dimension), term,
+               term / (totals.global_divergence / seeds), expected[l], totals.model_terms[l] / seeds);
+  }
+  fmt::print("(share: the level's divergence term over D_glob at xbar_t; exp: (N_(l-1) - N_l)/(n - 1), its "
+             "expectation under random grouping; model term: C for that level)\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  example::Flags flags(argc, argv,
+                       "multilevel: three-level H-SGD with per-level divergences and communication, next to "
+                       "two-level H-SGD and local SGD");
+  Settings s{};
+  s.workers = flags.integer("workers", 32, "n, number of workers");
+  s.groups = flags.integer("groups", 8, "N, level-1 units (edge servers)");
+  s.regions = flags.integer("regions", 2, "level-2 units (regional servers), dividing N");
+  s.local_period = flags.integer("local-period", 2, "I, level-1 period");
+  s.middle_period = flags.integer("middle-period", 8, "M, level-2 period");
+  s.global_period = flags.integer("global-period", 32, "G, global period");
+  s.learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
+  s.steps = flags.integer("steps", 1024, "T, local steps per worker");
+  s.batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
+  s.seeds = flags.integer("seeds", 3, "seeds 1..k: data, partition, grouping and sampling");
+  s.probe_every = flags.integer("probe-every", 16, "steps between gradient-space probes (model space: every step)");
+  s.csv = flags.text("csv", "", "write every probe record to this CSV file (columns scheme,seed,step,...)");
+  s.problem = example::ProblemFlags::read(flags);
+  if (flags.help_requested()) return 0;
+  if (s.regions <= 0 || s.groups % s.regions != 0) {
+    throw std::invalid_argument(fmt::format("'--regions' ({}) must divide '--groups' ({})", s.regions, s.groups));
+  }
+
+  // Level-1 units of near-equal size, each region a run of groups / regions of them.
+  const hsgd::Topology two_level = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
+  std::vector<hsgd::Index> group_sizes, region_sizes(static_cast<std::size_t>(s.regions), 0);
+  for (hsgd::Index g = 0; g < s.groups; ++g) {
+    group_sizes.push_back(two_level.unit_size(1, g));
+    region_sizes[static_cast<std::size_t>(g / (s.groups / s.regions))] += group_sizes.back();
+  }
+  const hsgd::Topology three_level(s.workers, {{s.local_period, group_sizes},
+                                               {s.middle_period, region_sizes},
+                                               {s.global_period, {s.workers}}});
+
+  fmt::print("multilevel: n = {}, {} edge servers every {} steps, {} regional servers every {}, global every {}; "
+             "{} on {} classes, partition {}\n",
+             s.workers, s.groups, s.local_period, s.regions, s.middle_period, s.global_period, s.problem.objective,
+             s.problem.classes, s.problem.partition);
+  const auto csv = example::open_csv(s.csv, {"scheme", "seed"}, 3);
+  const std::vector<std::pair<std::string, hsgd::Topology>> schemes{
+      {"hsgd-3-level", three_level},
+      {"hsgd-2-level", two_level},
+      {"local-sgd-G", hsgd::Topology::local_sgd(s.workers, s.global_period)}};
+  std::vector<Totals> totals(schemes.size());
+  for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
+    const auto split = example::make_split(s.problem, group_sizes, s.workers, static_cast<std::uint64_t>(seed));
+    example::with_objective(s.problem, split, static_cast<std::uint64_t>(seed), [&](const auto& shards, const auto& start) {
+      for (std::size_t k = 0; k < schemes.size(); ++k) {
+        run_one(s, schemes[k].first, schemes[k].second, shards, start, static_cast<std::uint64_t>(seed), csv.get(), totals[k]);
+      }
+    });
+    fmt::print("  seed {} done\n", seed);
+  }
+
+  fmt::print("\n{:<14} {:>24} {:>10} {:>16}\n", "scheme", "mean ||grad f(xbar)||^2", "messages", "scalars moved");
+  for (std::size_t k = 0; k < schemes.size(); ++k) {
+    fmt::print("{:<14} {:>24.4e} {:>10} {:>16.4g}\n", schemes[k].first,
+               totals[k].gradient_norm_squared / static_cast<double>(s.seeds), totals[k].messages,
+               static_cast<double>(totals[k].messages) * static_cast<double>(totals[k].model_dimension));
+  }
+  print_levels(s, three_level, totals[0]);
+  if (csv) fmt::print("wrote {}\n", s.csv);
+  return 0;
+} catch (const std::exception& error) {
+  fmt::print(stderr, "multilevel: {}\n", error.what());
+  return 1;
+}

@@ -1,0 +1,165 @@
+// sandwich: the paper's "sandwich" on a non-IID classification problem. Over several seeds it
+// runs local SGD with the local period I, H-SGD(I, G) with random groups, local SGD with the
+// global period G, and H-SGD with group-IID and group-non-IID groups, probing ||grad f(xbar_t)||^2,
+// D_up and D_down as it goes. With random grouping the time-averaged ||grad f(xbar_t)||^2 of
+// H-SGD is expected between the two local SGDs; with group-IID groups (D_up ~ 0) H-SGD pays only
+// the downward divergence at I and comes close to local SGD with period I, with group-non-IID
+// groups (D_down ~ 0) it pays the upward divergence at G and comes close to local SGD with G.
+//
+//   sandwich --csv sandwich.csv && python3 examples/plot_sandwich.py sandwich.csv sandwich.png
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include <hsgd/hsgd.hpp>
+
+#include "cli.hpp"
+#include "problem.hpp"
+
+namespace {
+
+struct Settings {
+  hsgd::Index workers, groups, local_period, global_period, steps, batch, seeds, probe_every, threads;
+  double learning_rate;
+  std::string csv;
+  example::ProblemFlags problem;
+};
+
+/// One run's outcome.
+struct Outcome {
+  double mean_gradient_norm_squared;  // time average over the probed steps
+  double mean_d_up, mean_d_down;
+  double final_loss, final_accuracy;
+  hsgd::Index messages;
+};
+
+/// The schemes, in the order of the table: name, and whether it is one of the sandwich's three.
+const std::vector<std::string> scheme_names{"local-sgd-I", "hsgd-random", "local-sgd-G", "hsgd-group-iid",
+                                            "hsgd-group-noniid"};
+
+template <class Shards>
+double accuracy(const Shards& shards, const hsgd::Vector<double>& x) {
+  double correct = 0;
+  double total = 0;
+  for (const auto& shard : shards) {
+    correct += shard.accuracy(x) * static_cast<double>(shard.sample_count());
+    total += static_cast<double>(shard.sample_count());
+  }
+  return correct / total;
+}
+
+template <class Shards, class Grouping>
+Outcome run_scheme(const Settings& s, const std::string& scheme, const hsgd::Topology& topology, const Shards& shards,
+                   const hsgd::Vector<double>& start, Grouping grouping, std::uint64_t seed, hsgd::CsvRecorder* csv) {
+  hsgd::Options options;
+  options.learning_rate = s.learning_rate;
+  options.steps = s.steps;
+  options.seed = seed;
+  options.threads = s.threads;
+  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
+                      std::move(grouping));
+  engine.set_model(start);
+  if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
+  example::RunRecorder recorder{csv, {}};
+  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = s.probe_every}, recorder);
+  engine.run(probe);
+
+  const auto& rows = recorder.memory.rows;
+  const hsgd::Vector<double> average = engine.global_average();
+  return {hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared),
+          hsgd::time_average(rows, &hsgd::ProbeRecord::d_up),
+          hsgd::time_average(rows, &hsgd::ProbeRecord::d_down),
+          engine.loss(average),
+          accuracy(shards, average),
+          rows.empty() ? 0 : rows.back().messages};
+}
+
+/// Runs the five schemes on one seed's problem; outcomes[scheme] gains this seed's outcome.
+void run_seed(const Settings& s, std::uint64_t seed, hsgd::CsvRecorder* csv, std::vector<std::vector<Outcome>>& outcomes) {
+  const hsgd::Topology hierarchy = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
+  std::vector<hsgd::Index> group_sizes;
+  for (hsgd::Index g = 0; g < hierarchy.units(1); ++g) group_sizes.push_back(hierarchy.unit_size(1, g));
+  const example::SplitData split = example::make_split(s.problem, group_sizes, s.workers, seed);
+  const auto iid_groups = hsgd::group_iid_layout(split.partition, split.data.labels, s.problem.classes, group_sizes);
+  const auto non_iid_groups = hsgd::group_non_iid_layout(split.partition, split.data.labels, s.problem.classes, group_sizes);
+
+  example::with_objective(s.problem, split, seed, [&](const auto& shards, const hsgd::Vector<double>& start) {
+    const auto run = [&](std::size_t k, const hsgd::Topology& topology, auto grouping) {
+      const auto begin = std::chrono::steady_clock::now();
+      outcomes[k].push_back(run_scheme(s, scheme_names[k], topology, shards, start, grouping, seed, csv));
+      const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - begin;
+      fmt::print("  seed {:>3}  {:<18} mean ||grad f(xbar)||^2 = {:.4e}  ({:.1f} s)\n", seed, scheme_names[k],
+                 outcomes[k].back().mean_gradient_norm_squared, seconds.count());
+    };
+    run(0, hsgd::Topology::local_sgd(s.workers, s.local_period), hsgd::ContiguousGrouping{});
+    run(1, hierarchy, hsgd::RandomGrouping{});
+    run(2, hsgd::Topology::local_sgd(s.workers, s.global_period), hsgd::ContiguousGrouping{});
+    run(3, hierarchy, hsgd::ExplicitGrouping(iid_groups));
+    run(4, hierarchy, hsgd::ExplicitGrouping(non_iid_groups));
+  });
+}
+
+std::vector<double> field(const std::vector<Outcome>& outcomes, double Outcome::*member) {
+  std::vector<double> values;
+  for (const auto& outcome : outcomes) values.push_back(outcome.*member);
+  return values;
+}
+
+void print_table(const Settings& s, const std::vector<std::vector<Outcome>>& outcomes) {
+  fmt::print("\n{:<18} {:>24} {:>11} {:>11} {:>10} {:>9} {:>9}\n", "scheme", "mean ||grad f(xbar)||^2", "D_up",
+             "D_down", "f(xbar_T)", "accuracy", "messages");
+  for (std::size_t k = 0; k < scheme_names.size(); ++k) {
+    const auto gradient = hsgd::sample_mean(field(outcomes[k], &Outcome::mean_gradient_norm_squared));
+    fmt::print("{:<18} {:>14.4e} +- {:<7.1e} {:>11.3e} {:>11.3e} {:>10.4f} {:>9.4f} {:>9}\n", scheme_names[k],
+               gradient.mean, gradient.standard_error, hsgd::sample_mean(field(outcomes[k], &Outcome::mean_d_up)).mean,
+               hsgd::sample_mean(field(outcomes[k], &Outcome::mean_d_down)).mean,
+               hsgd::sample_mean(field(outcomes[k], &Outcome::final_loss)).mean,
+               hsgd::sample_mean(field(outcomes[k], &Outcome::final_accuracy)).mean, outcomes[k].front().messages);
+  }
+  fmt::print("(means over {} seeds, +- one standard error; D_up, D_down time-averaged at xbar_t)\n\n", s.seeds);
+  const auto check = hsgd::check_sandwich(field(outcomes[0], &Outcome::mean_gradient_norm_squared),
+                                          field(outcomes[1], &Outcome::mean_gradient_norm_squared),
+                                          field(outcomes[2], &Outcome::mean_gradient_norm_squared));
+  fmt::print("local-sgd-I <= hsgd-random <= local-sgd-G: {}\n", check);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  example::Flags flags(argc, argv,
+                       "sandwich: local SGD with period I, H-SGD(I, G) under random, group-IID and group-non-IID "
+                       "grouping, and local SGD with period G, on a non-IID classification problem over several seeds");
+  Settings s{};
+  s.workers = flags.integer("workers", 32, "n, number of workers");
+  s.groups = flags.integer("groups", 4, "N, number of local servers");
+  s.local_period = flags.integer("local-period", 4, "I, local aggregation period");
+  s.global_period = flags.integer("global-period", 32, "G, global aggregation period");
+  s.learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
+  s.steps = flags.integer("steps", 1024, "T, local steps per worker");
+  s.batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
+  s.seeds = flags.integer("seeds", 5, "seeds 1..k: data, partition and sampling");
+  s.probe_every = flags.integer("probe-every", 16, "steps between probe measurements");
+  s.threads = flags.integer("threads", 1, "threads per run (results do not depend on it)");
+  s.csv = flags.text("csv", "", "write every probe record to this CSV file (columns scheme,seed,step,...)");
+  s.problem = example::ProblemFlags::read(flags);
+  if (flags.help_requested()) return 0;
+
+  fmt::print("sandwich: n = {}, N = {}, I = {}, G = {}, gamma = {}, T = {}, batch = {}; {} on {} classes, d = {}, "
+             "partition {}\n",
+             s.workers, s.groups, s.local_period, s.global_period, s.learning_rate, s.steps, s.batch,
+             s.problem.objective, s.problem.classes, s.problem.dimension, s.problem.partition);
+  const auto csv = example::open_csv(s.csv, {"scheme", "seed"}, 2);
+  std::vector<std::vector<Outcome>> outcomes(scheme_names.size());
+  for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) run_seed(s, static_cast<std::uint64_t>(seed), csv.get(), outcomes);
+  print_table(s, outcomes);
+  if (csv) fmt::print("wrote {}\n", s.csv);
+  return 0;
+} catch (const std::exception& error) {
+  fmt::print(stderr, "sandwich: {}\n", error.what());
+  return 1;
+}
