@@ -202,6 +202,7 @@ TEST_CASE("Bound: D_down is paid at I^2, D_up at G^2, noise at the paper's facto
   const double paper_noise = 0.25 * ((local - 1) * (1 - double(groups) / n) + (global - 1) * (groups - 1.0) / n);
   CHECK(base.drift_noise[0] + base.drift_noise[1] == Approx(drift_scale * paper_noise).epsilon(1e-14));
   CHECK(base.step_condition_holds);  // gamma L G = 0.16 <= 1
+  CHECK_THAT(fmt::format("{}", base), Contains(fmt::format("bound {:.4e}", base.total())));
   CHECK_FALSE(hsgd::two_level_bound(n, groups, local, global, 0.1, steps, problem, 0.1, 0.2).step_condition_holds);
 }
 
