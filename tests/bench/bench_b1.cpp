@@ -65,13 +65,16 @@ void run_hand_written(benchmark::State& state, hsgd::Index dimension) {
   state.SetItemsProcessed(state.iterations() * b1_workers);
 }
 
-/// Console output as usual, plus a record of every result for the ratio table.
+/// Console output as usual, plus a record of every result for the ratio table, by the
+/// benchmark's exact name. With --benchmark_repetitions the median aggregate, reported after the
+/// repetitions, replaces them; the other aggregates are skipped.
 class RecordingReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
+      if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
       const auto rate = run.counters.find("items_per_second");
-      if (rate != run.counters.end()) rates[run.benchmark_name()] = rate->second.value;
+      if (rate != run.counters.end()) rates[run.run_name.str()] = rate->second.value;
     }
     ConsoleReporter::ReportRuns(runs);
   }
@@ -79,11 +82,10 @@ class RecordingReporter : public benchmark::ConsoleReporter {
 };
 
 void print_ratios(const std::map<std::string, double>& rates) {
-  const auto find = [&](const std::string& prefix) {
-    for (const auto& [name, rate] : rates) {
-      if (name.rfind(prefix, 0) == 0) return rate;
-    }
-    return 0.0;
+  // Exact names (UseRealTime adds "/real_time"): "B1/hand/d:100" must not find "B1/hand/d:1000".
+  const auto find = [&](const std::string& name) {
+    const auto found = rates.find(name + "/real_time");
+    return found == rates.end() ? 0.0 : found->second;
   };
   fmt::print("\nB1 worker-steps per second, and ratios against the hand-written loop in this run\n");
   fmt::print("{:<10} {:>14} {:>14} {:>14} {:>12} {:>12}\n", "d", "hand", "hsgd 1 thread", "hsgd 2 threads", "1 thr/hand",
