@@ -24,10 +24,7 @@
 
 namespace {
 
-struct Settings {
-  hsgd::Index workers, groups, local_period, global_period, steps, batch, seeds, probe_every;
-  double learning_rate;
-  std::string csv;
+struct Settings : example::RunFlags {
   example::ProblemFlags problem;
 };
 
@@ -43,13 +40,8 @@ struct Split {
 template <class Engines, class Shards>
 void split_at_shared_points(const Settings& s, Engines& engines, const Shards& shards, const hsgd::Vector<double>& start,
                             std::uint64_t seed, std::vector<Split>& splits) {
-  hsgd::Options options;
-  options.learning_rate = s.learning_rate;
-  options.steps = s.steps;
-  options.seed = seed;
-  options.threads = 1;
   hsgd::Engine reference(hsgd::Topology::local_sgd(s.workers, s.global_period), shards, hsgd::UniformSampler(s.batch),
-                         options);
+                         s.options(seed));
   reference.set_model(start);
   const hsgd::Index dimension = reference.dimension();
   hsgd::Vector<double> average(dimension);
@@ -85,20 +77,14 @@ void run_grouping(const Settings& s, const std::string& name, Engine& engine, co
 
 void run_seed(const Settings& s, std::uint64_t seed, hsgd::CsvRecorder* csv, std::vector<Split>& splits) {
   const hsgd::Topology topology = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
-  std::vector<hsgd::Index> group_sizes;
-  for (hsgd::Index g = 0; g < topology.units(1); ++g) group_sizes.push_back(topology.unit_size(1, g));
+  const std::vector<hsgd::Index> group_sizes = example::group_sizes(topology);
   const auto data = example::make_split(s.problem, group_sizes, s.workers, seed);
   const auto iid_groups = hsgd::group_iid_layout(data.partition, data.data.labels, s.problem.classes, group_sizes);
   const auto non_iid_groups = hsgd::group_non_iid_layout(data.partition, data.data.labels, s.problem.classes, group_sizes);
 
   example::with_objective(s.problem, data, seed, [&](const auto& shards, const hsgd::Vector<double>& start) {
-    hsgd::Options options;
-    options.learning_rate = s.learning_rate;
-    options.steps = s.steps;
-    options.seed = seed;
-    options.threads = 1;
     const auto make = [&](auto grouping) {
-      return hsgd::Engine(topology, shards, hsgd::UniformSampler(s.batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
+      return hsgd::Engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed), hsgd::Sgd{}, hsgd::ConstantRate{},
                           std::move(grouping));
     };
     auto engines = std::make_tuple(make(hsgd::ContiguousGrouping{}), make(hsgd::RandomGrouping{}),
@@ -133,16 +119,7 @@ int main(int argc, char** argv) try {
                        "grouping: how contiguous, random, group-IID and group-non-IID grouping split D_glob into "
                        "D_up and D_down, and what that does to H-SGD");
   Settings s{};
-  s.workers = flags.integer("workers", 32, "n, number of workers");
-  s.groups = flags.integer("groups", 4, "N, number of local servers");
-  s.local_period = flags.integer("local-period", 4, "I, local aggregation period");
-  s.global_period = flags.integer("global-period", 32, "G, global aggregation period");
-  s.learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
-  s.steps = flags.integer("steps", 1024, "T, local steps per worker");
-  s.batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
-  s.seeds = flags.integer("seeds", 3, "seeds 1..k: data, partition, grouping and sampling");
-  s.probe_every = flags.integer("probe-every", 32, "steps between probe measurements");
-  s.csv = flags.text("csv", "", "write the H-SGD runs' probe records to this CSV file (columns grouping,seed,step,...)");
+  static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, example::RunFlags{});
   s.problem = example::ProblemFlags::read(flags);
   if (flags.help_requested()) return 0;
 

@@ -21,10 +21,9 @@
 
 namespace {
 
-struct Settings {
-  hsgd::Index workers, groups, regions, local_period, middle_period, global_period, steps, batch, seeds, probe_every;
-  double learning_rate;
-  std::string csv;
+struct Settings : example::RunFlags {
+  hsgd::Index regions = 2;
+  hsgd::Index middle_period = 8;
   example::ProblemFlags problem;
 };
 
@@ -41,12 +40,7 @@ struct Totals {
 template <class Shards>
 void run_one(const Settings& s, const std::string& scheme, const hsgd::Topology& topology, const Shards& shards,
              const hsgd::Vector<double>& start, std::uint64_t seed, hsgd::CsvRecorder* csv, Totals& totals) {
-  hsgd::Options options;
-  options.learning_rate = s.learning_rate;
-  options.steps = s.steps;
-  options.seed = seed;
-  options.threads = 1;
-  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
+  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed), hsgd::Sgd{}, hsgd::ConstantRate{},
                       hsgd::RandomGrouping{});
   engine.set_model(start);
   if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
@@ -103,18 +97,13 @@ int main(int argc, char** argv) try {
                        "multilevel: three-level H-SGD with per-level divergences and communication, next to "
                        "two-level H-SGD and local SGD");
   Settings s{};
-  s.workers = flags.integer("workers", 32, "n, number of workers");
-  s.groups = flags.integer("groups", 8, "N, level-1 units (edge servers)");
+  example::RunFlags defaults;
+  defaults.groups = 8;
+  defaults.local_period = 2;
+  defaults.probe_every = 16;
+  static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, defaults);
   s.regions = flags.integer("regions", 2, "level-2 units (regional servers), dividing N");
-  s.local_period = flags.integer("local-period", 2, "I, level-1 period");
   s.middle_period = flags.integer("middle-period", 8, "M, level-2 period");
-  s.global_period = flags.integer("global-period", 32, "G, global period");
-  s.learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
-  s.steps = flags.integer("steps", 1024, "T, local steps per worker");
-  s.batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
-  s.seeds = flags.integer("seeds", 3, "seeds 1..k: data, partition, grouping and sampling");
-  s.probe_every = flags.integer("probe-every", 16, "steps between gradient-space probes (model space: every step)");
-  s.csv = flags.text("csv", "", "write every probe record to this CSV file (columns scheme,seed,step,...)");
   s.problem = example::ProblemFlags::read(flags);
   if (flags.help_requested()) return 0;
   if (s.regions <= 0 || s.groups % s.regions != 0) {
@@ -123,10 +112,10 @@ int main(int argc, char** argv) try {
 
   // Level-1 units of near-equal size, each region a run of groups / regions of them.
   const hsgd::Topology two_level = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
-  std::vector<hsgd::Index> group_sizes, region_sizes(static_cast<std::size_t>(s.regions), 0);
-  for (hsgd::Index g = 0; g < s.groups; ++g) {
-    group_sizes.push_back(two_level.unit_size(1, g));
-    region_sizes[static_cast<std::size_t>(g / (s.groups / s.regions))] += group_sizes.back();
+  const std::vector<hsgd::Index> group_sizes = example::group_sizes(two_level);
+  std::vector<hsgd::Index> region_sizes(static_cast<std::size_t>(s.regions), 0);
+  for (std::size_t g = 0; g < group_sizes.size(); ++g) {
+    region_sizes[g / static_cast<std::size_t>(s.groups / s.regions)] += group_sizes[g];
   }
   const hsgd::Topology three_level(s.workers, {{s.local_period, group_sizes},
                                                {s.middle_period, region_sizes},

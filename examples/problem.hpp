@@ -17,6 +17,52 @@
 
 namespace example {
 
+/// The run's flags every science example takes; each example passes its own defaults.
+struct RunFlags {
+  hsgd::Index workers = 32;
+  hsgd::Index groups = 4;
+  hsgd::Index local_period = 4;
+  hsgd::Index global_period = 32;
+  hsgd::Index steps = 1024;
+  hsgd::Index batch = 16;
+  hsgd::Index seeds = 3;
+  hsgd::Index probe_every = 32;
+  double learning_rate = 0.05;
+  std::string csv;
+
+  static RunFlags read(Flags& flags, const RunFlags& defaults) {
+    RunFlags r;
+    r.workers = flags.integer("workers", defaults.workers, "n, number of workers");
+    r.groups = flags.integer("groups", defaults.groups, "N, number of local servers (level-1 units)");
+    r.local_period = flags.integer("local-period", defaults.local_period, "I, local (level-1) aggregation period");
+    r.global_period = flags.integer("global-period", defaults.global_period, "G, global aggregation period");
+    r.learning_rate = flags.real("lr", defaults.learning_rate, "gamma, learning rate");
+    r.steps = flags.integer("steps", defaults.steps, "T, local steps per worker");
+    r.batch = flags.integer("batch", defaults.batch, "minibatch size (uniform, with replacement)");
+    r.seeds = flags.integer("seeds", defaults.seeds, "seeds 1..k: data, partition, grouping and sampling");
+    r.probe_every = flags.integer("probe-every", defaults.probe_every, "steps between gradient-space probe measurements");
+    r.csv = flags.text("csv", "", "write every probe record to this CSV file (tag columns first, then step,...)");
+    return r;
+  }
+
+  /// The engine's options for one seed's run.
+  [[nodiscard]] hsgd::Options options(std::uint64_t seed, hsgd::Index threads = 1) const {
+    hsgd::Options options;
+    options.learning_rate = learning_rate;
+    options.steps = steps;
+    options.seed = seed;
+    options.threads = threads;
+    return options;
+  }
+};
+
+/// n_1..n_N, the sizes of the topology's level-1 units.
+inline std::vector<hsgd::Index> group_sizes(const hsgd::Topology& topology) {
+  std::vector<hsgd::Index> sizes;
+  for (hsgd::Index g = 0; g < topology.units(1); ++g) sizes.push_back(topology.unit_size(1, g));
+  return sizes;
+}
+
 /// The problem's flags, with defaults that make a small, clearly non-IID problem.
 struct ProblemFlags {
   std::string objective;   // softmax | tanh

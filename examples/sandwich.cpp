@@ -23,10 +23,8 @@
 
 namespace {
 
-struct Settings {
-  hsgd::Index workers, groups, local_period, global_period, steps, batch, seeds, probe_every, threads;
-  double learning_rate;
-  std::string csv;
+struct Settings : example::RunFlags {
+  hsgd::Index threads = 1;
   example::ProblemFlags problem;
 };
 
@@ -56,12 +54,7 @@ double accuracy(const Shards& shards, const hsgd::Vector<double>& x) {
 template <class Shards, class Grouping>
 Outcome run_scheme(const Settings& s, const std::string& scheme, const hsgd::Topology& topology, const Shards& shards,
                    const hsgd::Vector<double>& start, Grouping grouping, std::uint64_t seed, hsgd::CsvRecorder* csv) {
-  hsgd::Options options;
-  options.learning_rate = s.learning_rate;
-  options.steps = s.steps;
-  options.seed = seed;
-  options.threads = s.threads;
-  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
+  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed, s.threads), hsgd::Sgd{}, hsgd::ConstantRate{},
                       std::move(grouping));
   engine.set_model(start);
   if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
@@ -82,8 +75,7 @@ Outcome run_scheme(const Settings& s, const std::string& scheme, const hsgd::Top
 /// Runs the five schemes on one seed's problem; outcomes[scheme] gains this seed's outcome.
 void run_seed(const Settings& s, std::uint64_t seed, hsgd::CsvRecorder* csv, std::vector<std::vector<Outcome>>& outcomes) {
   const hsgd::Topology hierarchy = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
-  std::vector<hsgd::Index> group_sizes;
-  for (hsgd::Index g = 0; g < hierarchy.units(1); ++g) group_sizes.push_back(hierarchy.unit_size(1, g));
+  const std::vector<hsgd::Index> group_sizes = example::group_sizes(hierarchy);
   const example::SplitData split = example::make_split(s.problem, group_sizes, s.workers, seed);
   const auto iid_groups = hsgd::group_iid_layout(split.partition, split.data.labels, s.problem.classes, group_sizes);
   const auto non_iid_groups = hsgd::group_non_iid_layout(split.partition, split.data.labels, s.problem.classes, group_sizes);
@@ -135,17 +127,11 @@ int main(int argc, char** argv) try {
                        "sandwich: local SGD with period I, H-SGD(I, G) under random, group-IID and group-non-IID "
                        "grouping, and local SGD with period G, on a non-IID classification problem over several seeds");
   Settings s{};
-  s.workers = flags.integer("workers", 32, "n, number of workers");
-  s.groups = flags.integer("groups", 4, "N, number of local servers");
-  s.local_period = flags.integer("local-period", 4, "I, local aggregation period");
-  s.global_period = flags.integer("global-period", 32, "G, global aggregation period");
-  s.learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
-  s.steps = flags.integer("steps", 1024, "T, local steps per worker");
-  s.batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
-  s.seeds = flags.integer("seeds", 5, "seeds 1..k: data, partition and sampling");
-  s.probe_every = flags.integer("probe-every", 16, "steps between probe measurements");
+  example::RunFlags defaults;
+  defaults.seeds = 5;
+  defaults.probe_every = 16;
+  static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, defaults);
   s.threads = flags.integer("threads", 1, "threads per run (results do not depend on it)");
-  s.csv = flags.text("csv", "", "write every probe record to this CSV file (columns scheme,seed,step,...)");
   s.problem = example::ProblemFlags::read(flags);
   if (flags.help_requested()) return 0;
 

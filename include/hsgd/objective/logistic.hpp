@@ -11,6 +11,7 @@
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/objective/penalty.hpp"
 
 namespace hsgd {
 
@@ -71,7 +72,7 @@ class NonconvexLogistic {
   static Scalar softplus(Scalar z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
 
   [[nodiscard]] Scalar regulariser(ConstVectorRef<Scalar> x) const {
-    return lambda_ * (x.array().square() / (Scalar(1) + x.array().square())).sum();
+    return lambda_ * detail::nonconvex_penalty(x);
   }
 
   /// g += d/dx log(1 + exp(-y a.x)) = -y sigma(-y a.x) a.
@@ -80,7 +81,8 @@ class NonconvexLogistic {
     g.noalias() += (-labels_(k) / (Scalar(1) + std::exp(margin))) * features_.col(k);
   }
 
-  /// g = g / count + grad of the regulariser.
+  /// g = g / count + grad of the regulariser, in one pass over g (this runs every local step;
+  /// detail::add_nonconvex_penalty_gradient after a division would be a second pass).
   void finish(ConstVectorRef<Scalar> x, Scalar count, VectorRef<Scalar> g) const {
     g.array() = g.array() / count +
                 (Scalar(2) * lambda_) * x.array() / (Scalar(1) + x.array().square()).square();

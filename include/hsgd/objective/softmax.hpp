@@ -15,6 +15,7 @@
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/data/dataset.hpp"
+#include "hsgd/objective/penalty.hpp"
 
 namespace hsgd {
 namespace detail {
@@ -75,19 +76,6 @@ Scalar cross_entropy_backward(Vector<Scalar>& z, Index label) {
   z.array() = (z.array() - normaliser).exp();
   z(label) -= Scalar(1);
   return loss;
-}
-
-/// R(x) = sum_i x_i^2 / (1 + x_i^2), benchmark B1's smooth non-convex penalty: each term is
-/// below 1, so unlike a squared norm it stops pulling on large weights.
-template <class Scalar>
-Scalar nonconvex_penalty(ConstVectorRef<Scalar> x) {
-  return (x.array().square() / (Scalar(1) + x.array().square())).sum();
-}
-
-/// g += lambda grad R(x), where grad R(x)_i = 2 x_i / (1 + x_i^2)^2.
-template <class Scalar>
-void add_nonconvex_penalty_gradient(ConstVectorRef<Scalar> x, Scalar lambda, VectorRef<Scalar> g) {
-  g.array() += (Scalar(2) * lambda) * x.array() / (Scalar(1) + x.array().square()).square();
 }
 
 /// g = (1/|B|) sum_{k in B} grad l_k(x) + lambda grad R(x): the mean data gradient over the
