@@ -205,6 +205,23 @@ TEST_CASE("A batch gradient is the mean over the batch, and a repeated index cou
   check(network, random_point(network.dimension(), 0.5, 9));
 }
 
+TEST_CASE("batch_value over every sample is value(), and a batch's value is the mean over it", "[classifier]") {
+  // Each one-sample batch value is l_k + lambda R, so the value of {3, 7, 7} is
+  // (v_3 + 2 v_7) / 3 with the penalty counted once.
+  const Data data = gaussian_mixture(3, 3, 4, 2.0, 5);
+  const auto check = [&](const auto& f, const Vec& x) {
+    CHECK(f.batch_value(x, all_samples(data.size())) == Approx(f.value(x)).epsilon(1e-13));
+    const double v3 = f.batch_value(x, std::vector<Index>{3});
+    const double v7 = f.batch_value(x, std::vector<Index>{7});
+    REQUIRE(std::abs(v3 - v7) > 1e-6);  // the samples differ, so the weights below matter
+    CHECK(f.batch_value(x, std::vector<Index>{3, 7, 7}) == Approx((v3 + 2 * v7) / 3).epsilon(1e-13));
+  };
+  const hsgd::SoftmaxRegression<double> softmax(data, 0.01);
+  check(softmax, random_point(softmax.dimension(), 0.5, 10));
+  const hsgd::TanhNetwork<double> network(data, 3, 0.01);
+  check(network, random_point(network.dimension(), 0.5, 11));
+}
+
 TEST_CASE("At x = 0 every class is equally likely: F(0) = log C", "[classifier]") {
   // All logits are 0, so each sample's loss is -log(1/C); R(0) = 0 whatever lambda.
   for (const Index classes : {2, 3, 7}) {

@@ -313,6 +313,22 @@ TEST_CASE("batch_gradient is the mean over the batch and counts repeated indices
   check(quadratic);
 }
 
+TEST_CASE("NonconvexLogistic::batch_value is the mean loss over the batch plus the whole regulariser",
+          "[objective][batch]") {
+  // value() is the mean over every sample, so a batch of all of them must give it; a repeated
+  // index counts each time, and the regulariser is added once, not once per sample.
+  const double lambda = 0.5;
+  const auto f = hsgd::make_b1_shards<double>(small_data(10, lambda)).front();
+  hsgd::Rng rng(34);
+  const Vec x = random_point(rng, f.dimension(), 1.0);
+  CHECK(f.batch_value(x, all_indices(f.sample_count())) == Approx(f.value(x)).epsilon(1e-13));
+  const double regulariser = lambda * (x.array().square() / (1 + x.array().square())).sum();
+  const auto sample_loss = [&](Index k) { return std::log1p(std::exp(-f.labels()(k) * f.features().col(k).dot(x))); };
+  CHECK(f.batch_value(x, std::vector<Index>{4}) == Approx(sample_loss(4) + regulariser).epsilon(1e-14));
+  CHECK(f.batch_value(x, std::vector<Index>{4, 9, 9}) ==
+        Approx((sample_loss(4) + 2 * sample_loss(9)) / 3 + regulariser).epsilon(1e-14));
+}
+
 TEST_CASE("NonconvexLogistic: a one-sample gradient is the sample's loss gradient plus the whole regulariser's",
           "[objective][batch]") {
   const double lambda = 0.5;

@@ -115,6 +115,40 @@ TEST_CASE("A subsample as large as a shard is the full gradient", "[probe][subsa
   CHECK(measure(engine, {.subsample = 10}).d_down != measure(engine, {.subsample = 0}).d_down);
 }
 
+TEST_CASE("With a subsample the loss is estimated from it, without bias, when the objective has batch_value",
+          "[probe][subsample]") {
+  // B1 shards (12 workers of 64 samples) have batch_value: each draw of k = 8 samples per worker
+  // gives sum_j w_j (mean loss over S_j + R), an unbiased estimate of f(xbar). Its mean over R
+  // draws must sit within 4.5 standard errors (estimated from the draws) of f(xbar): a chance
+  // failure has probability below 1e-5. The draws must also really vary, or the loss was not
+  // estimated from the subsample at all.
+  auto b1 = hsgd::make_b1_shards<double>(small_b1(6));
+  hsgd::Engine engine(hsgd::Topology::two_level(group_sizes, 2, 4), b1, hsgd::UniformSampler(2), options(2));
+  hsgd::Rng rng(6);
+  for (Index j = 0; j < 12; ++j) engine.set_model(j, Vec::NullaryExpr(6, [&] { return rng.normal(); }));
+  const double exact = engine.loss(engine.global_average());
+  CHECK(measure(engine, {}).loss == Approx(exact).epsilon(1e-14));
+  CHECK(measure(engine, {.subsample = 64}).loss == Approx(exact).epsilon(1e-14));  // the whole shard
+  const Index draws = 400;
+  double sum = 0;
+  double sum_sq = 0;
+  for (Index draw = 0; draw < draws; ++draw) {
+    const double loss = measure(engine, {.subsample = 8, .subsample_seed = static_cast<std::uint64_t>(draw)}).loss;
+    sum += loss;
+    sum_sq += loss * loss;
+  }
+  const double mean = sum / double(draws);
+  const double standard_error = std::sqrt((sum_sq / double(draws) - mean * mean) / double(draws - 1));
+  INFO("exact " << exact << ", mean " << mean << ", standard error " << standard_error);
+  CHECK(standard_error > 1e-4 * exact);
+  CHECK(std::abs(mean - exact) < 4.5 * standard_error);
+
+  // Quadratic has no batch_value: its loss is f(xbar) in full, whatever the subsample.
+  const Problem problem;
+  const auto quadratic = problem.engine();
+  CHECK(measure(quadratic, {.subsample = 6}).loss == measure(quadratic, {}).loss);
+}
+
 TEST_CASE("Each group measured at its own average matches the definitions", "[probe][group]") {
   const Problem problem;
   const auto engine = problem.engine();

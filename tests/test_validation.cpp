@@ -441,7 +441,9 @@ TEST_CASE("An aggregation that overflows stops the run at the aggregating level"
   // gradients), but a weighted sum inside an average exceeds max() and becomes +Inf. With uniform
   // weights v = 0.6 max (two of them sum to 1.2 max); with data-size weights (3 samples each) v =
   // 0.3 max (weight times model is 0.9 max, two of those sum to 1.8 max). Level 1 (singletons)
-  // never overflows: a single weighted model stays below max().
+  // never overflows: a single weighted model stays below max(). The workers' models, each finite,
+  // sum to +Inf, so this also checks that the engine's fast finiteness test (a finite sum) falls
+  // back to the full one rather than stopping the run at level 0.
   constexpr float big = std::numeric_limits<float>::max();
   for (const hsgd::Weighting weighting : {hsgd::Weighting::uniform, hsgd::Weighting::data_size}) {
     CAPTURE(weighting == hsgd::Weighting::uniform);

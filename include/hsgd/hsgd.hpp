@@ -6,6 +6,7 @@
 #include "hsgd/version.hpp"
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/prefetch.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 

@@ -41,6 +41,15 @@ concept has_batch_gradient =
     requires(const O& f, ConstVectorRef<typename O::Scalar> x, std::span<const Index> batch,
              VectorRef<typename O::Scalar> g) { f.batch_gradient(x, batch, g); };
 
+
+/// Optional: `Scalar batch_value(ConstVectorRef<Scalar> x, std::span<const Index> batch) const`,
+/// (1/|B|) sum_{k in B} l_k(x) plus any deterministic regulariser in full (the value that goes with
+/// batch_gradient). A probe that estimates from a subsample uses it to estimate F_j(x) from the
+/// same samples; without it the probe evaluates F_j(x) in full.
+template <class O>
+concept has_batch_value = requires(const O& f, ConstVectorRef<typename O::Scalar> x, std::span<const Index> batch) {
+  { f.batch_value(x, batch) } -> std::convertible_to<typename O::Scalar>;
+};
 }  // namespace objective_requirements
 
 /// A worker's local objective `F_j`, a finite sum over its `sample_count()` samples:

@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ranges>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/prefetch.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/objective/penalty.hpp"
@@ -51,9 +53,12 @@ class NonconvexLogistic {
   [[nodiscard]] const Vector<Scalar>& labels() const { return labels_; }
 
   [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
-    Scalar loss = 0;
-    for (Index k = 0; k < sample_count(); ++k) loss += softplus(-labels_(k) * features_.col(k).dot(x));
-    return loss / Scalar(sample_count()) + regulariser(x);
+    return mean_loss(x, std::views::iota(Index{0}, sample_count())) + regulariser(x);
+  }
+
+  /// The mean data loss over the batch plus the regulariser: an unbiased estimate of value(x).
+  [[nodiscard]] Scalar batch_value(ConstVectorRef<Scalar> x, std::span<const Index> batch) const {
+    return mean_loss(x, batch) + regulariser(x);
   }
 
   void gradient(ConstVectorRef<Scalar> x, VectorRef<Scalar> g) const {
@@ -64,12 +69,26 @@ class NonconvexLogistic {
 
   void batch_gradient(ConstVectorRef<Scalar> x, std::span<const Index> batch, VectorRef<Scalar> g) const {
     g.setZero();
-    for (const Index k : batch) accumulate_sample(x, k, g);
+    for (std::size_t b = 0; b < batch.size(); ++b) {
+      if (b + 1 < batch.size()) detail::prefetch(features_.col(batch[b + 1]).data(), dimension());
+      accumulate_sample(x, batch[b], g);
+    }
     finish(x, Scalar(batch.size()), g);
   }
 
  private:
   static Scalar softplus(Scalar z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
+
+  template <class Samples>
+  [[nodiscard]] Scalar mean_loss(ConstVectorRef<Scalar> x, const Samples& samples) const {
+    Scalar loss = 0;
+    Index count = 0;
+    for (const Index k : samples) {
+      loss += softplus(-labels_(k) * features_.col(k).dot(x));
+      ++count;
+    }
+    return loss / Scalar(count);
+  }
 
   [[nodiscard]] Scalar regulariser(ConstVectorRef<Scalar> x) const {
     return lambda_ * detail::nonconvex_penalty(x);

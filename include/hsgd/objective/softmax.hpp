@@ -94,16 +94,18 @@ void penalised_mean_gradient(ConstVectorRef<Scalar> x, Scalar lambda, const Samp
   add_nonconvex_penalty_gradient(x, lambda, g);
 }
 
-/// (1/m) sum_k [logsumexp(z_k) - (z_k)_{y_k}] over the m samples of `data`, where `logits(k)`
-/// returns z_k.
-template <class Scalar, class Logits>
-Scalar mean_cross_entropy(const Dataset<Scalar>& data, Logits&& logits) {
+/// (1/|S|) sum_{k in S} [logsumexp(z_k) - (z_k)_{y_k}] over the samples S of `data` (a repeated
+/// index counts each time), where `logits(k)` returns z_k.
+template <class Scalar, class Samples, class Logits>
+Scalar mean_cross_entropy(const Dataset<Scalar>& data, const Samples& samples, Logits&& logits) {
   Scalar total = 0;
-  for (Index k = 0; k < data.size(); ++k) {
+  Index count = 0;
+  for (const Index k : samples) {
     const Vector<Scalar>& z = logits(k);
     total += log_sum_exp(z) - z(data.labels[static_cast<std::size_t>(k)]);
+    ++count;
   }
-  return total / Scalar(data.size());
+  return total / Scalar(count);
 }
 
 /// Fraction of the samples of `data` whose largest logit `logits(k)` is their class; a tie goes
@@ -216,9 +218,12 @@ class SoftmaxRegression {
 
   /// F(x) = (1/m) sum_k [logsumexp(z_k) - (z_k)_{y_k}] + lambda R(x), z_k = W a_k + b.
   [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
-    const detail::AffineView layer(x.data(), classes(), features());
-    return detail::mean_cross_entropy(data_, [&](Index k) -> const Vector<Scalar>& { return logits(layer, k); }) +
-           lambda_ * detail::nonconvex_penalty(x);
+    return mean_value(x, std::views::iota(Index{0}, sample_count()));
+  }
+
+  /// The mean loss over the batch plus lambda R(x): an unbiased estimate of value(x).
+  [[nodiscard]] Scalar batch_value(ConstVectorRef<Scalar> x, std::span<const Index> batch) const {
+    return mean_value(x, batch);
   }
 
   /// g = grad F(x): the mean over all m samples of [r_k a_k^T; r_k], plus lambda grad R(x).
@@ -244,6 +249,14 @@ class SoftmaxRegression {
   const Vector<Scalar>& logits(const detail::AffineView<const Scalar>& layer, Index k) const {
     layer.apply(data_.features.col(k), logits_);
     return logits_;
+  }
+
+  template <class Samples>
+  [[nodiscard]] Scalar mean_value(ConstVectorRef<Scalar> x, const Samples& samples) const {
+    const detail::AffineView layer(x.data(), classes(), features());
+    return detail::mean_cross_entropy(data_, samples,
+                                      [&](Index k) -> const Vector<Scalar>& { return logits(layer, k); }) +
+           lambda_ * detail::nonconvex_penalty(x);
   }
 
   template <class Samples>

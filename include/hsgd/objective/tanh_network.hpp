@@ -130,10 +130,12 @@ class TanhNetwork {
 
   /// F(x) = (1/m) sum_k [logsumexp(z_k) - (z_k)_{y_k}] + lambda R(x).
   [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
-    const auto network = layers(x.data());
-    return detail::mean_cross_entropy(data_,
-                                      [&](Index k) -> const Vector<Scalar>& { return forward(network, k); }) +
-           lambda_ * detail::nonconvex_penalty(x);
+    return mean_value(x, std::views::iota(Index{0}, sample_count()));
+  }
+
+  /// The mean loss over the batch plus lambda R(x): an unbiased estimate of value(x).
+  [[nodiscard]] Scalar batch_value(ConstVectorRef<Scalar> x, std::span<const Index> batch) const {
+    return mean_value(x, batch);
   }
 
   /// g = grad F(x), by backpropagation over all m samples, plus lambda grad R(x).
@@ -166,6 +168,14 @@ class TanhNetwork {
     hidden_ = hidden_.array().tanh();
     network.output.apply(hidden_, logits_);
     return logits_;
+  }
+
+  template <class Samples>
+  [[nodiscard]] Scalar mean_value(ConstVectorRef<Scalar> x, const Samples& samples) const {
+    const auto network = layers(x.data());
+    return detail::mean_cross_entropy(data_, samples,
+                                      [&](Index k) -> const Vector<Scalar>& { return forward(network, k); }) +
+           lambda_ * detail::nonconvex_penalty(x);
   }
 
   template <class Samples>

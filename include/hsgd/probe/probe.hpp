@@ -9,12 +9,14 @@
 #include <numeric>
 #include <ranges>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/objective/concepts.hpp"
 #include "hsgd/probe/decomposition.hpp"
 #include "hsgd/probe/record.hpp"
 #include "hsgd/topology/topology.hpp"
@@ -25,7 +27,7 @@ namespace hsgd {
 struct ProbeOptions {
   /// Gradient-space divergences at the global average xbar_t (D_up, D_down, D_glob, per-level
   /// terms, per-group D_down,i) with f(xbar_t) and ||grad f(xbar_t)||^2. Costs one full gradient
-  /// of every shard.
+  /// and one loss of every shard (1.5 epochs of sample work), or much less with a subsample.
   Index gradient_every = 32;
   /// Model-space spreads C_in, C_up, C (per-level terms). Costs one pass over the models.
   Index model_every = 1;
@@ -33,6 +35,8 @@ struct ProbeOptions {
   /// k of its samples (drawn once, without replacement, from the stream (subsample_seed,
   /// StreamKind::probe, j)), and removes the bias the sampling noise adds to every divergence
   /// and to ||grad f||^2 (see DivergenceProbe). A shard with at most k samples is used in full.
+  /// The loss f(xbar) is then estimated from the same samples if the objective has batch_value.
+  /// Cost: a full measurement reads every sample (one epoch); a subsample about 3k/m of that.
   Index subsample = 0;
   /// Seeds the subsample draws.
   std::uint64_t subsample_seed = 0;
@@ -88,7 +92,6 @@ class DivergenceProbe {
         model_split_(run.topology(), run.dimension()),
         average_(run.dimension()),
         sample_gradient_(run.dimension()),
-        deviation_(run.dimension()),
         group_models_(run.dimension(), run.topology().units(1)),
         messages_per_round_(static_cast<std::size_t>(run.topology().levels()), 0) {
     const Topology& topology = run.topology();
@@ -168,19 +171,41 @@ class DivergenceProbe {
       noise_[static_cast<std::size_t>(j)] = 0;
       return;
     }
-    // Welford's update, one sample at a time: no stored per-sample gradients, no cancellation.
+    // Welford's update, one sample at a time (no stored per-sample gradients, no cancellation), in
+    // two passes over the sample's gradient s: with delta = s - mean before the update, the sum of
+    // squares grows by ||delta||^2 k / (k + 1) and the mean by delta / (k + 1).
     mean.setZero();
     double sum_of_squares = 0;
     for (std::size_t k = 0; k < chosen.size(); ++k) {
       shard.batch_gradient(x, std::span<const Index>(&chosen[k], 1), sample_gradient_);
-      deviation_ = sample_gradient_ - mean;
-      mean += deviation_ / static_cast<Scalar>(k + 1);
-      sum_of_squares += static_cast<double>(deviation_.dot(sample_gradient_ - mean));
+      const double seen = static_cast<double>(k);
+      sum_of_squares += static_cast<double>((sample_gradient_ - mean).squaredNorm()) * seen / (seen + 1);
+      mean += (sample_gradient_ - mean) / static_cast<Scalar>(k + 1);
     }
     const double count = static_cast<double>(chosen.size());
     const double samples = static_cast<double>(shard.sample_count());
     noise_[static_cast<std::size_t>(j)] =
         options_.remove_sampling_bias ? sum_of_squares / (count - 1) / count * (1 - count / samples) : 0.0;
+  }
+
+  /// f(x), or with a subsample and an objective that has batch_value, its unbiased estimate
+  /// sum_j w_j Fhat_j(x) from the same samples as the gradients (a full f(x) costs half an epoch).
+  template <class Run>
+  double loss(const Run& run, ConstVectorRef<Scalar> x) const {
+    using Objective = std::remove_cvref_t<decltype(run.shards().front())>;
+    if constexpr (objective_requirements::has_batch_value<Objective>) {
+      if (!subsamples_.empty()) {
+        double total = 0;
+        for (Index j = 0; j < run.workers(); ++j) {
+          const auto& shard = run.shards()[static_cast<std::size_t>(j)];
+          const auto& chosen = subsamples_[static_cast<std::size_t>(j)];
+          const auto value = chosen.empty() ? shard.value(x) : shard.batch_value(x, chosen);
+          total += static_cast<double>(run.weights()(j)) * static_cast<double>(value);
+        }
+        return total;
+      }
+    }
+    return static_cast<double>(run.loss(x));
   }
 
   /// sum_j w_j^2 noise_j over `workers`, each weight divided by `scale`: the bias of ||weighted mean||^2.
@@ -207,7 +232,7 @@ class DivergenceProbe {
     record_.d_down = terms[0];
     record_.d_up = gradient_split_.total() - terms[0];
     record_.d_glob = gradient_split_.total();
-    record_.loss = static_cast<double>(run.loss(average_));
+    record_.loss = loss(run, average_);
     record_.gradient_norm_squared =
         static_cast<double>(gradient_split_.mean(run.topology().levels(), 0).squaredNorm()) -
         mean_noise(run, std::views::iota(Index{0}, run.workers()), 1.0);
@@ -290,7 +315,6 @@ class DivergenceProbe {
   LevelDecomposition<Scalar> model_split_;
   Vector<Scalar> average_;
   Vector<Scalar> sample_gradient_;
-  Vector<Scalar> deviation_;
   Matrix<Scalar> group_models_;  // xbar^i in column i
   std::vector<Index> messages_per_round_;
   Index last_level_ = 0;

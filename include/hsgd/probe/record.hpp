@@ -23,7 +23,7 @@ struct ProbeRecord {
 
   Index step = 0;   ///< t, the local step just completed
   Index level = 0;  ///< the level that aggregated after this step (0: none)
-  double loss = not_measured;                   ///< f(xbar_t)
+  double loss = not_measured;                   ///< f(xbar_t) (estimated from the probe's subsample, if any)
   double gradient_norm_squared = not_measured;  ///< ||grad f(xbar_t)||^2
   double d_up = not_measured;                   ///< upward divergence at xbar_t
   double d_down = not_measured;                 ///< downward divergence at xbar_t
