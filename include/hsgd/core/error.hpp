@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// The two exceptions hsgd throws, and the helper that words a failed precondition.
+/// The exceptions hsgd throws, and the helper that words a failed precondition.
 
 #include <stdexcept>
 #include <string>
@@ -39,6 +39,20 @@ class NumericalError : public std::runtime_error {
   Index step_;
   Index worker_;
   Index level_;
+};
+
+/// The system refused a resource hsgd needs, e.g. a thread for the worker pool under a process
+/// limit. The message says what was refused and what to change.
+class ResourceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// An object was used in a state that does not allow the call: an Engine that was moved from, or
+/// one whose step failed part-way (see Engine::step). The message says which, and why.
+class InvalidState : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
 };
 
 namespace detail {

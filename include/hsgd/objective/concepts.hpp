@@ -5,6 +5,7 @@
 #include <concepts>
 #include <span>
 
+#include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 
 namespace hsgd {
@@ -49,6 +50,15 @@ concept has_batch_gradient =
 template <class O>
 concept has_batch_value = requires(const O& f, ConstVectorRef<typename O::Scalar> x, std::span<const Index> batch) {
   { f.batch_value(x, batch) } -> std::convertible_to<typename O::Scalar>;
+};
+
+/// Optional: `Vector<Scalar> initial_model(Rng& rng) const`, the objective's own starting point,
+/// for objectives where x = 0 is a poor one (a network whose hidden units all start equal sits at
+/// a saddle with zero gradient there). The Engine starts every worker from shard 0's
+/// initial_model, drawn from the stream (seed, StreamKind::initial_model, 0); without it, from 0.
+template <class O>
+concept has_initial_model = requires(const O& f, Rng& rng) {
+  { f.initial_model(rng) } -> std::convertible_to<Vector<typename O::Scalar>>;
 };
 }  // namespace objective_requirements
 

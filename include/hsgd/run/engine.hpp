@@ -5,8 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
+#include <limits>
 #include <memory>
+#include <numeric>
 #include <span>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -29,6 +34,68 @@
 
 namespace hsgd {
 
+namespace detail {
+
+/// The first of Candidates that plays Role, or Default: how the Engine's deduction guide finds
+/// the update policy, rate schedule and grouping policy among the plug-ins it is given.
+template <template <class> class Role, class Default, class... Candidates>
+struct first_of {
+  using type = Default;
+};
+template <template <class> class Role, class Default, class First, class... Rest>
+struct first_of<Role, Default, First, Rest...> {
+  using type = std::conditional_t<Role<First>::value, First, typename first_of<Role, Default, Rest...>::type>;
+};
+
+// A plug-in's role is recognised by any one piece of its interface, not by the whole concept, so
+// that a policy missing a piece is deduced into its place and the Engine's check names the piece.
+template <class Scalar>
+struct is_update_policy_for {
+  template <class U>
+  struct role : std::bool_constant<UpdatePolicy<U, Scalar> || update_requirements::declares_state<U> ||
+                                   update_requirements::has_state_at_aggregation<U>> {};
+};
+template <class R>
+struct is_rate_schedule : std::bool_constant<learning_rate_requirements::has_rate<R>> {};
+template <class G>
+struct is_grouping_policy
+    : std::bool_constant<grouping_requirements::has_assign<G> || grouping_requirements::has_regroups<G>> {};
+
+/// The argument of type T among `arguments`, or T{} when there is none.
+template <class T>
+T take_plugin() {
+  return T{};
+}
+template <class T, class First, class... Rest>
+T take_plugin(First&& first, Rest&&... rest) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<First>, T>) {
+    return T(std::forward<First>(first));
+  } else {
+    return take_plugin<T>(std::forward<Rest>(rest)...);
+  }
+}
+
+/// True on the object that is live, false on one that was moved from: a member that lets the
+/// Engine keep its defaulted move constructor and still know when it is an empty shell.
+class Liveness {
+ public:
+  Liveness() = default;
+  Liveness(const Liveness&) = delete;
+  Liveness& operator=(const Liveness&) = delete;
+  Liveness(Liveness&& other) noexcept : live_(std::exchange(other.live_, false)) {}
+  Liveness& operator=(Liveness&& other) noexcept {
+    if (this != &other) live_ = std::exchange(other.live_, false);
+    return *this;
+  }
+  ~Liveness() = default;
+  [[nodiscard]] bool live() const noexcept { return live_; }
+
+ private:
+  bool live_ = true;
+};
+
+}  // namespace detail
+
 /// Hierarchical SGD (Wang, Wang, Chen, Ji, AAAI 2022) over an N-level Topology.
 ///
 /// Each step t = 1, 2, ...: every worker j takes one local step on its own shard F_j (see
@@ -48,7 +115,18 @@ namespace hsgd {
 ///
 /// Random streams: worker j draws from (seed, StreamKind::worker, j); the grouping policy from
 /// (seed, StreamKind::grouping, 0); server s (numbered level by level, level 1 first) from
-/// (seed, StreamKind::server, s). Nothing else is random, so equal seeds give equal bits.
+/// (seed, StreamKind::server, s); an objective's initial_model from (seed,
+/// StreamKind::initial_model, 0). Nothing else is random, so equal seeds give equal bits.
+///
+/// Failure: an exception that leaves `step()` after the step has started changing models (a
+/// NumericalError, an objective, sampler or update policy that throws, a grouping policy that
+/// fails at a re-draw), or that an observer throws inside `run()`, leaves the engine *failed*: it
+/// keeps the models and counters as they were when the exception was thrown, so they can be
+/// inspected, and every later `step()` or `run()` throws InvalidState naming the step and the
+/// original error. A learning rate refused by the schedule's check is found before anything
+/// changes and leaves the engine exactly as before the step.
+///
+/// Moving: a moved-from Engine throws InvalidState from every member that needs its state.
 template <class ObjectiveType, class SamplerType, class UpdateType = Sgd, class RateType = ConstantRate,
           class GroupingType = ContiguousGrouping>
 class Engine {
@@ -64,39 +142,71 @@ class Engine {
   using WorkerType = Worker<Objective, SamplerType>;
   using ServerType = Server<Scalar>;
 
-  /// Sets up the run: one worker per shard (shard j belongs to worker j), all models zero. Throws
-  /// InvalidArgument when the options, a policy, or the shards do not fit the topology.
-  Engine(Topology topology, std::vector<Objective> shards, SamplerType sampler, Options options,
-         UpdateType update = {}, RateType rate = {}, GroupingType grouping = {})
+  /// Sets up the run: one worker per shard (shard j belongs to worker j). Every model starts at
+  /// zero, or at the objective's own `initial_model` when it has one (see Objective). Throws
+  /// InvalidArgument when the options, a policy, or the shards do not fit the topology, and
+  /// ResourceError when the system refuses a thread of the pool.
+  ///
+  /// `plugins` are the update policy, the learning-rate schedule and the grouping policy, each
+  /// optional and in any order; the ones left out are Sgd, ConstantRate and ContiguousGrouping
+  /// (with class template argument deduction, e.g. `Engine engine(topology, shards, sampler,
+  /// options, RandomGrouping{})`).
+  template <class... Plugins>
+  Engine(Topology topology, std::vector<Objective> shards, SamplerType sampler, Options options, Plugins&&... plugins)
       : options_(validated(options)),
-        topology_(std::move(topology)),
+        topology_(validated(std::move(topology))),
         schedule_(topology_, options_.warmup_steps, options_.warmup_mode),
         shards_(std::move(shards)),
-        update_(std::move(update)),
-        rate_(std::move(rate)),
-        grouping_(std::move(grouping)),
+        update_(detail::take_plugin<UpdateType>(std::forward<Plugins>(plugins)...)),
+        rate_(detail::take_plugin<RateType>(std::forward<Plugins>(plugins)...)),
+        grouping_(detail::take_plugin<GroupingType>(std::forward<Plugins>(plugins)...)),
         grouping_rng_(make_stream(options_.seed, StreamKind::grouping, 0)),
-        pool_(std::make_unique<detail::ThreadPool>(options_.resolved_threads())),
         aggregations_(static_cast<std::size_t>(topology_.levels()), 0) {
+    static_assert(((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> ||
+                    std::is_same_v<std::remove_cvref_t<Plugins>, RateType> ||
+                    std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType>) && ...),
+                  "hsgd Engine: every argument after the options must be this Engine's update policy, "
+                  "learning-rate schedule or grouping policy");
+    static_assert((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> + ... + 0) <= 1 &&
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, RateType> + ... + 0) <= 1 &&
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType> + ... + 0) <= 1,
+                  "hsgd Engine: give the update policy, the learning-rate schedule and the grouping policy at "
+                  "most once each");
     update_.validate();
     rate_.validate();
+    check_learning_rate_type();
     check_shards();
     const Index d = dimension();
     const Index n = topology_.workers();
+    detail::require(d <= std::numeric_limits<Index>::max() / static_cast<Index>(sizeof(Scalar)) / n,
+                    "the models need {} x {} scalars, more than memory can address: lower the dimension or the "
+                    "number of workers", d, n);
     models_.setZero(d, n);
     gradients_.setZero(d, n);
     states_.setZero(UpdateType::has_state ? d : 0, UpdateType::has_state ? n : 0);
     state_scratch_.setZero(UpdateType::has_state ? d : 0);
     make_workers(sampler);
     make_servers();
+    slot_scratch_.resize(shards_.size());
     assign_groups();
     draw_participants();
+    set_initial_models();
+    pool_ = std::make_unique<detail::ThreadPool>(options_.resolved_threads(n));  // last: the costliest to undo
   }
 
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-  Engine(Engine&&) noexcept = default;  // workers view heap buffers that a move leaves in place
-  Engine& operator=(Engine&&) noexcept = default;
+  /// Workers view heap buffers that a move leaves in place, so the member-wise move is right.
+  Engine(Engine&&) noexcept = default;
+  /// Safe for `a = std::move(a)`. Member-wise move assignment would not be: a std::vector moved
+  /// onto itself may come out empty, and the workers' views of the models would dangle.
+  Engine& operator=(Engine&& other) noexcept {
+    if (this != &other) {
+      std::destroy_at(this);
+      std::construct_at(this, std::move(other));
+    }
+    return *this;
+  }
   ~Engine() = default;
 
   // ---- running -------------------------------------------------------------------------------
@@ -110,39 +220,52 @@ class Engine {
                   "hsgd Observer: each observer needs `after_step(const Engine&)` and/or "
                   "`after_aggregation(const Engine&, hsgd::Index level)`, returning void or bool (true stops), "
                   "callable on the observer as passed (a const observer needs const hooks)");
+    require_steppable();
     const auto start = std::chrono::steady_clock::now();
     bool stop = false;
     while (!stop && step_ < options_.steps) {
       const Index level = step();
-      if (level > 0) stop = (detail::notify_aggregation(observers, *this, level) | ... | stop);
-      stop = (detail::notify_step(observers, *this) | ... | stop);
+      // Comma folds: observers are told in the order given, each exactly once, so a recorder
+      // passed after a probe sees the probe's measurement of this step.
+      failing_on_exception([&] {
+        if (level > 0) ((stop = detail::notify_aggregation(observers, *this, level) || stop), ...);
+        ((stop = detail::notify_step(observers, *this) || stop), ...);
+      });
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     return summary(elapsed.count(), stop);
   }
 
   /// One step: every worker takes a local step, then the scheduled level (if any) aggregates.
-  /// Returns that level, or 0.
+  /// Returns that level, or 0. On an exception the engine is failed (see the class notes).
   Index step() {
-    ++step_;
-    local_steps(current_learning_rate());
-    const Index level = schedule_.level_after(step_);
-    if (level > 0) aggregate(level);
+    require_steppable();
+    const Scalar learning_rate = learning_rate_for(step_ + 1);  // may throw: nothing changed yet
+    Index level = 0;
+    failing_on_exception([&] {
+      ++step_;
+      local_steps(learning_rate);
+      level = schedule_.level_after(step_);
+      if (level > 0) aggregate(level);
+    });
     return level;
   }
 
+  /// Empty while the engine can step; after a failed step, what failed and where.
+  [[nodiscard]] const std::string& failure() const { return failure_; }
+
   // ---- models --------------------------------------------------------------------------------
 
-  /// Sets every worker's model to x0, e.g. before the first step.
+  /// Sets every worker's model to x0, e.g. before the first step. x0 must be finite.
   void set_model(ConstVectorRef<Scalar> x0) {
-    check_dimension(x0.size(), "x0");
+    check_model(x0, "x0");
     models_.colwise() = x0;
   }
 
-  /// Sets worker j's model.
+  /// Sets worker j's model. x must be finite.
   void set_model(Index worker, ConstVectorRef<Scalar> x) {
     check_worker(worker);
-    check_dimension(x.size(), "x");
+    check_model(x, "x");
     models_.col(worker) = x;
   }
 
@@ -165,17 +288,22 @@ class Engine {
     return average;
   }
   void global_average(VectorRef<Scalar> out) const {
+    check_dimension(out.size(), "out");
     out.noalias() = models_ * normalised_weights_;
   }
 
   /// f(x) = sum_j (w_j / sum w) F_j(x).
   [[nodiscard]] Scalar loss(ConstVectorRef<Scalar> x) const {
+    check_dimension(x.size(), "x");
     Scalar total = 0;
     for (std::size_t j = 0; j < shards_.size(); ++j) total += normalised_weights_(static_cast<Index>(j)) * shards_[j].value(x);
     return total;
   }
   /// grad f(x), through `scratch` (size d) so repeated calls allocate nothing.
   void gradient(ConstVectorRef<Scalar> x, VectorRef<Scalar> out, VectorRef<Scalar> scratch) const {
+    check_dimension(x.size(), "x");
+    check_dimension(out.size(), "out");
+    check_dimension(scratch.size(), "scratch");
     out.setZero();
     for (std::size_t j = 0; j < shards_.size(); ++j) {
       shards_[j].gradient(x, scratch);
@@ -183,6 +311,7 @@ class Engine {
     }
   }
   [[nodiscard]] Vector<Scalar> gradient(ConstVectorRef<Scalar> x) const {
+    check_dimension(x.size(), "x");
     Vector<Scalar> out(dimension());
     Vector<Scalar> scratch(dimension());
     gradient(x, out, scratch);
@@ -191,8 +320,19 @@ class Engine {
 
   // ---- structure -----------------------------------------------------------------------------
 
-  [[nodiscard]] Index dimension() const { return shards_.front().dimension(); }
-  [[nodiscard]] Index workers() const { return topology_.workers(); }
+  [[nodiscard]] Index dimension() const {
+    require_live();
+    return shards_.front().dimension();
+  }
+  [[nodiscard]] Index workers() const {
+    require_live();
+    return topology_.workers();
+  }
+  /// The threads that run a step: Options::threads resolved and clamped to the workers.
+  [[nodiscard]] Index threads() const {
+    require_live();
+    return pool_->threads();
+  }
   /// Local steps taken so far (t of the last completed step).
   [[nodiscard]] Index step_count() const { return step_; }
   [[nodiscard]] const Options& options() const { return options_; }
@@ -204,6 +344,7 @@ class Engine {
     return workers_[static_cast<std::size_t>(j)];
   }
   [[nodiscard]] const ServerType& server(Index level, Index unit) const {
+    check_level(level);
     detail::require(unit >= 0 && unit < topology_.units(level), "'unit' ({}) must be in [0, {})", unit,
                     topology_.units(level));
     return servers_[static_cast<std::size_t>(level - 1)][static_cast<std::size_t>(unit)];
@@ -220,8 +361,7 @@ class Engine {
   }
   /// The workers of every unit of level l now (allocates: for reports, not hot loops).
   [[nodiscard]] std::vector<std::vector<Index>> units(Index level) const {
-    detail::require(level >= 1 && level <= topology_.levels(), "'level' ({}) must be in [1, {}]", level,
-                    topology_.levels());
+    check_level(level);
     std::vector<std::vector<Index>> result;
     for (const auto& server : servers_[static_cast<std::size_t>(level - 1)])
       result.emplace_back(server.members().begin(), server.members().end());
@@ -248,6 +388,65 @@ class Engine {
     return options;
   }
 
+  static Topology validated(Topology topology) {
+    detail::require(topology.levels() >= 1 && topology.workers() >= 1,
+                    "'topology' has {} workers and {} levels: it is empty (was it moved from?)", topology.workers(),
+                    topology.levels());
+    return topology;
+  }
+
+  /// A rate that is fine as a double can underflow to 0 or overflow to inf as a float.
+  void check_learning_rate_type() const {
+    const auto rate = static_cast<Scalar>(options_.learning_rate);
+    detail::require(std::isfinite(rate) && rate > 0,
+                    "'learning_rate' ({}) must be finite and positive in the model's scalar type, where it is {}",
+                    options_.learning_rate, rate);
+  }
+
+  void require_live() const {
+    if (!live_.live()) [[unlikely]]
+      throw InvalidState("hsgd::Engine: this engine was moved from; use the engine it was moved to");
+  }
+
+  void require_steppable() const {
+    require_live();
+    if (!failure_.empty()) [[unlikely]]
+      throw InvalidState(fmt::format("hsgd::Engine: {}; it cannot step again (make a new Engine)", failure_));
+  }
+
+  /// Runs `body`; if it throws, records the failure (the engine then refuses to step) and rethrows.
+  template <class Body>
+  void failing_on_exception(Body&& body) {
+    try {
+      body();
+    } catch (const std::exception& error) {
+      record_failure(error.what());
+      throw;
+    } catch (...) {
+      record_failure("an exception of unknown type");
+      throw;
+    }
+  }
+
+  void record_failure(const char* what) noexcept {
+    try {
+      failure_ = fmt::format("failed at step {}: {}", step_, what);
+    } catch (...) {
+      failure_ = "failed";  // short enough for the small-string buffer: cannot throw
+    }
+  }
+
+  void set_initial_models() {
+    if constexpr (objective_requirements::has_initial_model<Objective>) {
+      Rng rng = make_stream(options_.seed, StreamKind::initial_model, 0);
+      const Vector<Scalar> x0 = shards_.front().initial_model(rng);
+      detail::require(x0.size() == dimension(), "shard 0's initial_model has {} coordinates but the model has {}",
+                      x0.size(), dimension());
+      detail::require(x0.allFinite(), "shard 0's initial_model is not finite");
+      models_.colwise() = x0;
+    }
+  }
+
   void check_shards() const {
     detail::require(static_cast<Index>(shards_.size()) == topology_.workers(),
                     "'shards' holds {} objectives but the topology has {} workers: give one shard per worker",
@@ -265,15 +464,31 @@ class Engine {
     detail::require(worker >= 0 && worker < workers(), "'worker' ({}) must be in [0, {})", worker, workers());
   }
 
+  void check_level(Index level) const {
+    detail::require(level >= 1 && level <= topology_.levels(), "'level' ({}) must be in [1, {}]", level,
+                    topology_.levels());
+  }
+
   void check_dimension(Index size, const char* name) const {
     detail::require(size == dimension(), "'{}' has {} coordinates but the model has {}", name, size, dimension());
   }
 
-  Scalar current_learning_rate() const {
-    const double rate = rate_.rate(options_.learning_rate, step_);
-    detail::require(std::isfinite(rate) && rate > 0, "the learning rate at step {} ({}) must be finite and positive",
-                    step_, rate);
-    return static_cast<Scalar>(rate);
+  void check_model(ConstVectorRef<Scalar> x, const char* name) const {
+    check_dimension(x.size(), name);
+    for (Index i = 0; i < x.size(); ++i)
+      detail::require(std::isfinite(x(i)), "'{}' must be finite, but coordinate {} is {}", name, i, x(i));
+  }
+
+  /// gamma_t in the model's scalar type, checked there: a double rate can round to 0 or inf.
+  Scalar learning_rate_for(Index step) const {
+    const double rate = rate_.rate(options_.learning_rate, step);
+    const auto converted = static_cast<Scalar>(rate);
+    if (std::isfinite(converted) && converted > 0) [[likely]]
+      return converted;
+    if (!(std::isfinite(rate) && rate > 0) || std::is_same_v<Scalar, double>)
+      detail::fail("the learning rate at step {} ({}) must be finite and positive", step, rate);
+    detail::fail("the learning rate at step {} ({}) must be finite and positive in the model's scalar type, where it is {}",
+                 step, rate, converted);
   }
 
   /// x.allFinite() with a fast path: a sum is finite only if every term is (NaN and Inf
@@ -328,6 +543,7 @@ class Engine {
         row.emplace_back(level, unit, dimension(), make_stream(options_.seed, StreamKind::server, id++));
     }
     slot_to_worker_.resize(shards_.size());
+    std::iota(slot_to_worker_.begin(), slot_to_worker_.end(), Index{0});  // a valid grouping until the first
     worker_to_slot_.resize(shards_.size());
     active_.assign(shards_.size(), char{1});
     last_round_participants_ = workers();
@@ -351,19 +567,19 @@ class Engine {
     return count;
   }
 
-  /// Asks the grouping policy who sits where, checks the answer and tells the servers.
+  /// Asks the grouping policy who sits where, checks the answer and tells the servers. The
+  /// answer goes to a scratch array first, so a policy that throws or answers wrong leaves the
+  /// grouping in force untouched.
   void assign_groups() {
-    grouping_.assign(topology_, std::span<Index>(slot_to_worker_), grouping_rng_);
-    std::fill(worker_to_slot_.begin(), worker_to_slot_.end(), Index{-1});
-    for (std::size_t slot = 0; slot < slot_to_worker_.size(); ++slot) {
-      const Index worker = slot_to_worker_[slot];
-      detail::require(worker >= 0 && worker < workers(), "the grouping put worker {} in slot {}: no such worker",
-                      worker, slot);
-      detail::require(worker_to_slot_[static_cast<std::size_t>(worker)] < 0,
-                      "the grouping put worker {} in two slots ({} and {})", worker,
-                      worker_to_slot_[static_cast<std::size_t>(worker)], slot);
-      worker_to_slot_[static_cast<std::size_t>(worker)] = static_cast<Index>(slot);
+    std::fill(slot_scratch_.begin(), slot_scratch_.end(), Index{-1});
+    grouping_.assign(topology_, std::span<Index>(slot_scratch_), grouping_rng_);
+    try {
+      index_slots(slot_scratch_);
+    } catch (...) {
+      index_slots(slot_to_worker_);  // the grouping in force, already checked
+      throw;
     }
+    slot_to_worker_.swap(slot_scratch_);
     for (Index level = 1; level <= topology_.levels(); ++level) {
       const auto offsets = topology_.unit_offsets(level);
       auto& row = servers_[static_cast<std::size_t>(level - 1)];
@@ -372,6 +588,20 @@ class Engine {
                                              static_cast<std::size_t>(offsets[unit + 1] - offsets[unit]));
         row[unit].set_members(members, raw_weights_);
       }
+    }
+  }
+
+  /// worker_to_slot_ from a slot -> worker table, checking that it is a permutation of the workers.
+  void index_slots(std::span<const Index> slot_to_worker) {
+    std::fill(worker_to_slot_.begin(), worker_to_slot_.end(), Index{-1});
+    for (std::size_t slot = 0; slot < slot_to_worker.size(); ++slot) {
+      const Index worker = slot_to_worker[slot];
+      detail::require(worker >= 0 && worker < workers(), "the grouping put worker {} in slot {}: no such worker",
+                      worker, slot);
+      detail::require(worker_to_slot_[static_cast<std::size_t>(worker)] < 0,
+                      "the grouping put worker {} in two slots ({} and {})", worker,
+                      worker_to_slot_[static_cast<std::size_t>(worker)], slot);
+      worker_to_slot_[static_cast<std::size_t>(worker)] = static_cast<Index>(slot);
     }
   }
 
@@ -438,6 +668,7 @@ class Engine {
   std::vector<WorkerType> workers_;
   std::vector<std::vector<ServerType>> servers_;  // servers_[l - 1][unit]
   std::vector<Index> slot_to_worker_;
+  std::vector<Index> slot_scratch_;  // the grouping policy's answer, before it is checked
   std::vector<Index> worker_to_slot_;
   std::vector<char> active_;  // active_[j]: worker j takes part in the current round
   Index last_round_participants_ = 0;
@@ -446,6 +677,19 @@ class Engine {
   Index step_ = 0;
   std::vector<Index> aggregations_;
   Index regroupings_ = 0;
+  std::string failure_;  // empty while the engine can step
+  detail::Liveness live_;
 };
+
+/// Deduces the Engine from its arguments: the update policy, rate schedule and grouping policy
+/// are found among the plug-ins by the concept each satisfies, and default when absent.
+template <class Objective, class SamplerType, class... Plugins>
+Engine(Topology, std::vector<Objective>, SamplerType, Options, Plugins&&...)
+    -> Engine<Objective, SamplerType,
+              typename detail::first_of<detail::is_update_policy_for<typename Objective::Scalar>::template role, Sgd,
+                                        std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_rate_schedule, ConstantRate, std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_grouping_policy, ContiguousGrouping,
+                                        std::remove_cvref_t<Plugins>...>::type>;
 
 }  // namespace hsgd

@@ -8,15 +8,18 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
 namespace hsgd::detail {
 
 /// Splits [0, count) into one contiguous chunk per thread and runs them, the calling thread
-/// taking chunk 0. Our own pool over std::jthread rather than OpenMP: it needs no compiler flag in
+/// taking chunk 0. Our own pool over std::thread rather than OpenMP (and not std::jthread, which
+/// libc++ 16 lacks): it needs no compiler flag in
 /// the user's build, it is allocation-free per call (a function pointer and a context, no
 /// std::function), and the chunking is fixed, so which thread runs a worker never depends on
 /// timing. Results cannot depend on the thread count anyway: a worker touches only its own
@@ -27,18 +30,27 @@ namespace hsgd::detail {
 /// 1.0x on two threads with futex wake-ups alone, 1.6x with spinning).
 class ThreadPool {
  public:
+  /// Starts threads - 1 helpers. If the system refuses one (a process or pids limit), the
+  /// helpers already started are stopped and joined, and ResourceError says which thread failed:
+  /// a pool with a missing helper would wait for it forever.
   explicit ThreadPool(Index threads) : threads_(std::max<Index>(1, threads)) {
-    for (Index id = 1; id < threads_; ++id) helpers_.emplace_back([this, id] { serve(id); });
+    helpers_.reserve(static_cast<std::size_t>(threads_ - 1));
+    for (Index id = 1; id < threads_; ++id) {
+      try {
+        helpers_.emplace_back([this, id] { serve(id); });
+      } catch (const std::system_error& error) {
+        stop_helpers();
+        throw ResourceError(fmt::format("hsgd: could not start thread {} of the {} that 'threads' asks for ({}): "
+                                        "lower Options::threads, or raise the process limit (ulimit -u, pids.max)",
+                                        id + 1, threads_, error.what()));
+      }
+    }
   }
 
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  ~ThreadPool() {
-    stopping_.store(true, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
-  }  // the jthreads join here
+  ~ThreadPool() { stop_helpers(); }
 
   [[nodiscard]] Index threads() const { return threads_; }
 
@@ -65,6 +77,14 @@ class ThreadPool {
   }
 
  private:
+  void stop_helpers() noexcept {
+    stopping_.store(true, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    for (auto& helper : helpers_) helper.join();
+    helpers_.clear();
+  }
+
   void serve(Index id) {
     std::uint64_t seen = 0;
     while (true) {
@@ -116,7 +136,7 @@ class ThreadPool {
   std::atomic<bool> stopping_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
-  std::vector<std::jthread> helpers_;  // last member: joined first, while the rest is alive
+  std::vector<std::thread> helpers_;  // joined by stop_helpers() while the rest is alive
 };
 
 }  // namespace hsgd::detail

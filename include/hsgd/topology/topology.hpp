@@ -4,6 +4,7 @@
 /// grouping policy's business (grouping.hpp).
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <utility>
@@ -42,6 +43,22 @@ class Topology {
     for (std::size_t l = 0; l < levels.size(); ++l) add_level(std::move(levels[l]), static_cast<Index>(l) + 1);
   }
 
+  Topology(const Topology&) = default;
+  Topology& operator=(const Topology&) = default;
+  /// A moved-from Topology is empty (no workers, no levels), which the Engine refuses, rather than
+  /// a shell that keeps its worker count but lost its levels.
+  Topology(Topology&& other) noexcept
+      : workers_(std::exchange(other.workers_, 0)), levels_(std::exchange(other.levels_, {})) {}
+  /// Safe for `a = std::move(a)`.
+  Topology& operator=(Topology&& other) noexcept {
+    if (this != &other) {
+      workers_ = std::exchange(other.workers_, 0);
+      levels_ = std::exchange(other.levels_, {});
+    }
+    return *this;
+  }
+  ~Topology() = default;
+
   /// Local SGD: one level, all n workers averaged every `period` steps.
   static Topology local_sgd(Index workers, Index period) {
     detail::require(period > 0, "'period' ({}) must be positive", period);
@@ -72,7 +89,12 @@ class Topology {
       detail::require(group_sizes[i] > 0, "group {} has size {}: every group needs at least one worker", i,
                       group_sizes[i]);
     }
-    const Index workers = std::accumulate(group_sizes.begin(), group_sizes.end(), Index{0});
+    Index workers = 0;
+    for (const Index size : group_sizes) {
+      detail::require(size <= std::numeric_limits<Index>::max() - workers,
+                      "'group_sizes' add up to more than {} workers", std::numeric_limits<Index>::max());
+      workers += size;
+    }
     if (local_period == global_period) return local_sgd(workers, global_period);
     return Topology(workers, {Level{local_period, std::move(group_sizes)}, Level{global_period, {workers}}});
   }
@@ -140,6 +162,10 @@ class Topology {
     for (std::size_t u = 0; u < level.unit_sizes.size(); ++u) {
       detail::require(level.unit_sizes[u] > 0, "unit {} of level {} is empty: every unit needs at least one worker",
                       u, number);
+      // Compared before adding, so huge sizes cannot overflow the running offset.
+      detail::require(level.unit_sizes[u] <= std::numeric_limits<Index>::max() - offsets.back(),
+                      "the units of level {} hold more than {} workers in all, not 'workers' ({})", number,
+                      std::numeric_limits<Index>::max(), workers_);
       offsets.push_back(offsets.back() + level.unit_sizes[u]);
     }
     detail::require(offsets.back() == workers_, "the units of level {} hold {} workers in all, not 'workers' ({})",
