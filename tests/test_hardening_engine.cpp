@@ -488,3 +488,49 @@ TEST_CASE("Plug-ins can be given alone and in any order", "[hardening][plugins]"
   CHECK(shuffled.models() == ordered.models());
   CHECK_FALSE(shuffled.models() == spelled.models());
 }
+
+// ---- the parts an Engine is made of, used on their own ------------------------------------------
+
+TEST_CASE("Samplers used before bind throw instead of reading nothing", "[hardening][memory]") {
+  hsgd::Rng rng = hsgd::make_stream(1, hsgd::StreamKind::user, 0);
+  hsgd::UniformSampler uniform(4);
+  CHECK_THROWS_WITH(uniform.next(rng), Contains("call bind(sample_count) before next()"));
+  hsgd::ShuffledSampler shuffled(4);
+  CHECK_THROWS_WITH(shuffled.next(rng), Contains("call bind(sample_count) before next()"));
+  const hsgd::FullBatchSampler full;
+  CHECK_THROWS_WITH(full.next(rng), Contains("call bind(sample_count) before next()"));
+  uniform.bind(10);
+  CHECK(uniform.next(rng).size() == 4);
+}
+
+TEST_CASE("A Server checks its members and the matrices it averages", "[hardening][memory]") {
+  CHECK_THROWS_WITH(hsgd::Server<double>(1, 0, 0), Contains("'dimension' (0) must be positive"));
+  hsgd::Server<double> server(1, 0, 2);
+  const std::vector<double> weights{1.0, 1.0, 1.0};
+  const std::vector<Index> strangers{0, 3};
+  CHECK_THROWS_WITH(server.set_members(strangers, weights), Contains("worker 3 must be in [0, 3)"));
+  Mat models = Mat::Ones(2, 3);
+  CHECK_THROWS_WITH(server.aggregate(models), Contains("'models' is 2 x 3 but the server needs 2 x 0"));
+  const std::vector<Index> members{0, 2};
+  server.set_members(members, weights);
+  Mat narrow = Mat::Ones(2, 2);
+  CHECK_THROWS_WITH(server.aggregate(narrow), Contains("'models' is 2 x 2 but the server needs 2 x 3"));
+  CHECK_THROWS_WITH(server.draw_participants(1.5), Contains("'fraction' (1.5) must be in (0, 1]"));
+  models(0, 0) = 3.0;
+  server.aggregate(models);
+  CHECK(models(0, 2) == 2.0);
+}
+
+TEST_CASE("The schedule is 1-indexed and checks its step and mode", "[hardening][memory]") {
+  const hsgd::Schedule schedule(hsgd::Topology::two_level(4, 2, 2, 4));
+  CHECK_THROWS_WITH(schedule.level_after(0), Contains("'step' (0) must be at least 1"));
+  CHECK(schedule.level_after(4) == 2);
+  CHECK_THROWS_WITH(hsgd::Schedule(hsgd::Topology::local_sgd(4, 2), 0, static_cast<hsgd::WarmupMode>(9)),
+                    Contains("'warmup_mode' (9) must be"));
+}
+
+TEST_CASE("Momentum refuses an out-of-range state rule", "[hardening][numbers]") {
+  hsgd::Momentum momentum;
+  momentum.at_aggregation = static_cast<hsgd::StateAtAggregation>(5);
+  CHECK_THROWS_WITH(momentum.validate(), Contains("'at_aggregation' (5) must be"));
+}

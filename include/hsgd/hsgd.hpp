@@ -9,6 +9,7 @@
 #include "hsgd/core/prefetch.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/core/weighting.hpp"
 
 #include "hsgd/data/dataset.hpp"
 #include "hsgd/data/distributions.hpp"

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -156,31 +157,45 @@ void run_hand_written(benchmark::State& state, Index dimension, bool prefetch) {
   state.SetItemsProcessed(state.iterations() * b1_workers);
 }
 
-/// Console output as usual, plus a record of every result's counters for the ratio table, by the
+/// Google Benchmark's own display reporter, the one --benchmark_format (console, json, csv) and
+/// --benchmark_color choose, plus a record of every result's counters for the ratio table, by the
 /// benchmark's exact name. With --benchmark_repetitions the median aggregate, reported after the
 /// repetitions, replaces them; the other aggregates are skipped.
-class RecordingReporter : public benchmark::ConsoleReporter {
+class RecordingReporter : public benchmark::BenchmarkReporter {
  public:
+  // CreateDefaultDisplayReporter() (Google Benchmark >= 1.6) makes the reporter the flags ask for;
+  // it must be called after benchmark::Initialize(). Owned here, as the library does with it.
+  RecordingReporter() : display_(benchmark::CreateDefaultDisplayReporter()) {}
+
+  bool ReportContext(const Context& context) override { return display_->ReportContext(context); }
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
       if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
       auto& counters = results[run.run_name.str()];
       for (const auto& [name, counter] : run.counters) counters[name] = counter.value;
     }
-    ConsoleReporter::ReportRuns(runs);
+    display_->ReportRuns(runs);
   }
+  void Finalize() override { display_->Finalize(); }
+
+  /// True when the output is Google Benchmark's console table, false for json and csv.
+  [[nodiscard]] bool console() const { return dynamic_cast<benchmark::ConsoleReporter*>(display_.get()) != nullptr; }
+
   std::map<std::string, std::map<std::string, double>> results;
+
+ private:
+  std::unique_ptr<benchmark::BenchmarkReporter> display_;
 };
 
 class RatioTable {
  public:
   explicit RatioTable(const std::map<std::string, std::map<std::string, double>>& results) : results_(results) {}
 
-  /// Prints what the run measured; a line whose benchmarks were filtered out is left out.
-  void print() const {
+  /// Prints what the run measured to `out`; a line whose benchmarks were filtered out is left out.
+  void print(std::FILE* out) const {
     if (results_.empty()) return;  // e.g. --benchmark_list_tests
-    fmt::print("\nB1 worker-steps per second, and ratios against the hand-written loops of this run\n");
-    fmt::print("{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "d", "hand", "hand+pf", "hsgd 1t",
+    fmt::print(out, "\nB1 worker-steps per second, and ratios against the hand-written loops of this run\n");
+    fmt::print(out, "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "d", "hand", "hand+pf", "hsgd 1t",
                "hsgd 2t", "1t/hand", "1t/hand+pf", "2t/hand");
     for (const int d : {100, 1000}) {
       const double hand = rate(fmt::format("B1/hand/d:{}", d));
@@ -188,24 +203,25 @@ class RatioTable {
       const double one = rate(fmt::format("B1/hsgd/d:{}/threads:1", d));
       const double two = rate(fmt::format("B1/hsgd/d:{}/threads:2", d));
       if (hand > 0 && prefetching > 0 && one > 0 && two > 0)
-        fmt::print("{:<6} {:>10.4g} {:>10.4g} {:>10.4g} {:>10.4g} {:>10.3f} {:>10.3f} {:>10.3f}\n", d, hand,
+        fmt::print(out, "{:<6} {:>10.4g} {:>10.4g} {:>10.4g} {:>10.4g} {:>10.3f} {:>10.3f} {:>10.3f}\n", d, hand,
                    prefetching, one, two, one / hand, one / prefetching, two / hand);
     }
     const double plain = rate("B1/hsgd/d:1000/threads:1");
-    fmt::print("\nProbes at d = 1000, 1 thread, speed as a fraction of the run without a probe:\n");
+    fmt::print(out, "\nProbes at d = 1000, 1 thread, speed as a fraction of the run without a probe:\n");
     for (const char* probe :
          {"off", "every:32", "every:32/subsample:16", "every:32/subsample:32", "every:32/subsample:64"}) {
       const double with_probe = rate(fmt::format("B1/hsgd/d:1000/threads:1/probe:{}", probe));
-      if (plain > 0 && with_probe > 0) fmt::print("  {:<24} {:.3f}\n", probe, with_probe / plain);
+      if (plain > 0 && with_probe > 0) fmt::print(out, "  {:<24} {:.3f}\n", probe, with_probe / plain);
     }
     const double float_rate = rate("B1/hsgd-float/d:1000/threads:1");
-    if (plain > 0 && float_rate > 0) fmt::print("\nfloat / double at d = 1000, 1 thread: {:.3f}\n", float_rate / plain);
-    fmt::print("\nLarge runs: resident memory against the README's formula\n");
+    if (plain > 0 && float_rate > 0)
+      fmt::print(out, "\nfloat / double at d = 1000, 1 thread: {:.3f}\n", float_rate / plain);
+    fmt::print(out, "\nLarge runs: resident memory against the README's formula\n");
     for (const char* name : {"B1/hsgd/n:4096/d:100/threads:2", "B1/hsgd/n:8/d:1000000/threads:2"}) {
       const double measured = counter(name, "measured_MiB");
       const double predicted = counter(name, "predicted_MiB");
       if (predicted > 0)
-        fmt::print("  {:<34} {:>8.1f} MiB measured {:>8.1f} MiB predicted  ratio {:.3f}  {:.4g} worker-steps/s\n",
+        fmt::print(out, "  {:<34} {:>8.1f} MiB measured {:>8.1f} MiB predicted  ratio {:.3f}  {:.4g} worker-steps/s\n",
                    name, measured, predicted, measured / predicted, rate(name));
     }
   }
@@ -267,6 +283,8 @@ int main(int argc, char** argv) {
   RecordingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
-  RatioTable(reporter.results).print();
+  // After the console table on stdout; with json or csv, stdout holds only that document (valid
+  // for a parser) and the ratio table goes to stderr.
+  RatioTable(reporter.results).print(reporter.console() ? stdout : stderr);
   return 0;
 }

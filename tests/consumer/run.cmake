@@ -4,7 +4,7 @@
 #   subdirectory - add_subdirectory(SOURCE_DIR), where hsgd is not the top-level project.
 # Passes when the consumer runs and prints "hsgd EXPECTED_VERSION".
 # Usage: cmake -DMODE=... -DSOURCE_DIR=... -DBUILD_DIR=... -DWORK_DIR=... -DGENERATOR=...
-#              -DCXX_COMPILER=... -DEXPECTED_VERSION=... -P run.cmake
+#              -DCXX_COMPILER=... [-DCXX_FLAGS=...] -DEXPECTED_VERSION=... -P run.cmake
 foreach(variable IN ITEMS MODE SOURCE_DIR BUILD_DIR WORK_DIR GENERATOR EXPECTED_VERSION)
   if("${${variable}}" STREQUAL "")
     message(FATAL_ERROR "run.cmake needs -D${variable}=...")
@@ -37,6 +37,9 @@ endif()
 set(compiler)
 if(CXX_COMPILER)
   set(compiler -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+endif()
+if(CXX_FLAGS)  # the build's CMAKE_CXX_FLAGS, e.g. -stdlib=libc++: the consumer uses the same library
+  list(APPEND compiler "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
 endif()
 
 run(${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR} -B ${consumer_build} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release

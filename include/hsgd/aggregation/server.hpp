@@ -12,14 +12,9 @@
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/core/weighting.hpp"
 
 namespace hsgd {
-
-/// How workers are weighted in every average.
-enum class Weighting {
-  uniform,    ///< every worker counts once: 1/n_i inside a group, n_i/n across groups (the paper's objective)
-  data_size,  ///< worker j counts m_j, its sample count (FedAvg; the paper's own code)
-};
 
 /// The server of one unit at one level: a local server for l < L, the global server for l = L.
 ///
@@ -44,11 +39,18 @@ class Server {
  public:
   /// The server of `unit` at `level`; `stream` is its own random stream (for participant draws).
   Server(Index level, Index unit, Index dimension, Rng stream = Rng())
-      : level_(level), unit_(unit), model_(Vector<Scalar>::Zero(dimension)), rng_(stream) {}
+      : level_(level), unit_(unit), model_(Vector<Scalar>::Zero(positive_dimension(dimension))), rng_(stream) {}
 
   /// Sets the unit's workers and their weights. Reuses the storage it has, so regrouping with
   /// the same unit sizes allocates nothing.
   void set_members(std::span<const Index> workers, std::span<const Scalar> worker_weights) {
+    detail::require(!workers.empty(), "unit {} of level {}: 'workers' must name at least one worker", unit_, level_);
+    for (const Index worker : workers) {
+      detail::require(worker >= 0 && static_cast<std::size_t>(worker) < worker_weights.size(),
+                      "unit {} of level {}: worker {} must be in [0, {}), the workers that have weights", unit_,
+                      level_, worker, worker_weights.size());
+    }
+    worker_count_ = static_cast<Index>(worker_weights.size());
     members_.assign(workers.begin(), workers.end());
     weights_.resize(members_.size());
     total_weight_ = 0;
@@ -64,6 +66,7 @@ class Server {
   /// Averages the participants' columns of `models` into the server model and writes it back to
   /// every member.
   void aggregate(Matrix<Scalar>& models) {
+    check_columns(models, "models");
     average(models, model_);
     broadcast(model_, models);
   }
@@ -72,6 +75,7 @@ class Server {
   /// without replacement from `rng`, kept in member order so the average's summation order
   /// does not depend on the draw. Allocates nothing once the members are set.
   void draw_participants(double fraction) {
+    detail::require(fraction > 0 && fraction <= 1, "'fraction' ({}) must be in (0, 1]", fraction);
     const auto size = members_.size();
     const auto count = std::max<std::size_t>(1, static_cast<std::size_t>(fraction * static_cast<double>(size)));
     // chosen_[k] marks member k; a partial Fisher-Yates over positions picks `count` of them.
@@ -105,12 +109,16 @@ class Server {
   /// Same average, for per-worker optimizer state, through `scratch` (size d) so the server
   /// model is left alone.
   void aggregate_state(Matrix<Scalar>& states, Vector<Scalar>& scratch) const {
+    check_columns(states, "states");
+    detail::require(scratch.size() == model_.size(), "'scratch' has {} coordinates but the model has {}",
+                    scratch.size(), model_.size());
     average(states, scratch);
     broadcast(scratch, states);
   }
 
   /// Zeroes the members' columns (optimizer state reset).
   void reset_state(Matrix<Scalar>& states) const {
+    check_columns(states, "states");
     for (const Index j : members_) states.col(j).setZero();
   }
 
@@ -124,6 +132,18 @@ class Server {
   [[nodiscard]] const Vector<Scalar>& model() const { return model_; }
 
  private:
+  static Index positive_dimension(Index dimension) {
+    detail::require(dimension > 0, "'dimension' ({}) must be positive", dimension);
+    return dimension;
+  }
+
+  /// One column per worker of the run, of the model's dimension: the member ids index it.
+  void check_columns(const Matrix<Scalar>& columns, const char* name) const {
+    detail::require(columns.rows() == model_.size() && columns.cols() == worker_count_,
+                    "'{}' is {} x {} but the server needs {} x {} (dimension x workers)", name, columns.rows(),
+                    columns.cols(), model_.size(), worker_count_);
+  }
+
   void average(const Matrix<Scalar>& columns, Vector<Scalar>& out) const {
     out.noalias() = participant_weights_[0] * columns.col(participants_[0]);
     for (std::size_t k = 1; k < participants_.size(); ++k)
@@ -141,6 +161,7 @@ class Server {
   std::vector<Index> members_;
   std::vector<Scalar> weights_;
   Scalar total_weight_ = 0;
+  Index worker_count_ = 0;           // columns of the matrices this server reads and writes
   Rng rng_;                          // the server's own stream: (seed, StreamKind::server, id)
   std::vector<Index> participants_;  // capacity n_i from set_members, so draws never allocate
   std::vector<Scalar> participant_weights_;

@@ -40,6 +40,12 @@ inline Rng data_stream(std::uint64_t seed, DataStream owner, std::uint64_t id) {
   return make_stream(seed, StreamKind::data, (static_cast<std::uint64_t>(owner) << 32U) + id);
 }
 
+/// The smallest Dirichlet concentration accepted. A Gamma(alpha) draw for alpha < 1 is taken as a
+/// logarithm, log Gamma(alpha + 1) + log(U) / alpha (log_gamma_draw), and |log U| <= 53 ln 2
+/// (about 36.7) for hsgd's uniforms: from this bound up the quotient stays above -4e301. Below
+/// about 2e-307 it can overflow to -inf for every component at once, and normalising is 0/0.
+inline constexpr double min_concentration = 1e-300;
+
 inline void require_gamma_shape(double shape) {
   require(std::isfinite(shape) && shape > 0, "'shape' ({}) must be finite and positive", shape);
 }
@@ -89,12 +95,17 @@ inline double draw_gamma(Rng& rng, double shape) {
 /// A Dirichlet(alpha_1..alpha_K) draw: x_i = G_i / sum_k G_k with G_i ~ Gamma(alpha_i) independent,
 /// drawn in order i = 1..K. Mean alpha_i / A, variance alpha_i (A - alpha_i) / (A^2 (A + 1)) with
 /// A = sum alpha. The G_i are normalised in log space (x_i = exp(log G_i - log sum G)), so the
-/// result is a probability vector even when every G_i would underflow (alpha = 0.01).
+/// result is a probability vector even when every G_i would underflow (alpha = 0.01). Each
+/// alpha_i must be finite and at least 1e-300 (detail::min_concentration), where even the log
+/// space gives out.
 inline std::vector<double> draw_dirichlet(Rng& rng, std::span<const double> alpha) {
   detail::require(!alpha.empty(), "'alpha' must have at least one entry");
   for (std::size_t i = 0; i < alpha.size(); ++i) {
     detail::require(std::isfinite(alpha[i]) && alpha[i] > 0, "'alpha'[{}] ({}) must be finite and positive", i,
                     alpha[i]);
+    detail::require(alpha[i] >= detail::min_concentration,
+                    "'alpha'[{}] ({}) must be at least {}: smaller concentrations underflow every Gamma draw", i,
+                    alpha[i], detail::min_concentration);
   }
   std::vector<double> x(alpha.size());
   for (std::size_t i = 0; i < alpha.size(); ++i) x[i] = detail::log_gamma_draw(rng, alpha[i]);
@@ -109,6 +120,9 @@ inline std::vector<double> draw_dirichlet(Rng& rng, std::span<const double> alph
 inline std::vector<double> draw_dirichlet(Rng& rng, Index k, double alpha) {
   detail::require(k > 0, "'k' ({}) must be positive", k);
   detail::require(std::isfinite(alpha) && alpha > 0, "'alpha' ({}) must be finite and positive", alpha);
+  detail::require(alpha >= detail::min_concentration,
+                  "'alpha' ({}) must be at least {}: smaller concentrations underflow every Gamma draw", alpha,
+                  detail::min_concentration);
   const std::vector<double> alphas(static_cast<std::size_t>(k), alpha);
   return draw_dirichlet(rng, alphas);
 }
@@ -124,6 +138,8 @@ inline Index draw_categorical(Rng& rng, std::span<const double> weights) {
     total += weights[i];
   }
   detail::require(total > 0, "'weights' ({} entries) must have a positive sum", weights.size());
+  // Two entries near the largest double sum to infinity, and u * inf would pick no category.
+  detail::require(std::isfinite(total), "'weights' ({} entries) sum to {}: scale them down", weights.size(), total);
   const double target = rng.uniform() * total;
   double cumulative = 0;
   Index last_positive = 0;

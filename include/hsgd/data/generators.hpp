@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <utility>
@@ -43,6 +44,11 @@ struct GaussianMixtureOptions {
     detail::require(std::isfinite(separation) && separation >= 0, "'separation' ({}) must be finite and non-negative",
                     separation);
     detail::require(std::isfinite(noise) && noise >= 0, "'noise' ({}) must be finite and non-negative", noise);
+    detail::require(detail::matrix_fits<double>(dimension, samples),
+                    "'samples' ({}) times 'dimension' ({}) features overflow the address range", samples, dimension);
+    detail::require(detail::matrix_fits<double>(dimension, classes),
+                    "'classes' ({}) times 'dimension' ({}) class-mean coordinates overflow the address range", classes,
+                    dimension);
     if (proportions.empty()) return;
     detail::require(static_cast<Index>(proportions.size()) == classes,
                     "'proportions' has {} entries but 'classes' is {}", proportions.size(), classes);
@@ -53,6 +59,8 @@ struct GaussianMixtureOptions {
       total += proportions[c];
     }
     detail::require(total > 0, "'proportions' must have a positive sum");
+    // An infinite sum would make every quota 0 and hand all m samples to the rounding step.
+    detail::require(std::isfinite(total), "'proportions' sum to {}: scale them down", total);
   }
 
   /// m_c, the samples of class c: the largest-remainder rounding of m p_c / sum p (each class
@@ -66,22 +74,35 @@ struct GaussianMixtureOptions {
     const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
     std::vector<Index> sizes(weights.size());
     std::vector<double> remainders(weights.size());
+    Index assigned = 0;
     for (std::size_t c = 0; c < weights.size(); ++c) {
-      const double quota = static_cast<double>(samples) * weights[c] / total;
-      sizes[c] = static_cast<Index>(std::floor(quota));
+      // The share first: p_c / sum p <= 1, so the quota never exceeds m (m p_c first could round
+      // above it for subnormal weights), and the floors never pass what is left of m.
+      const double quota = static_cast<double>(samples) * (weights[c] / total);
+      sizes[c] = std::min(static_cast<Index>(std::floor(quota)), samples - assigned);
+      assigned += sizes[c];
       remainders[c] = quota - std::floor(quota);
     }
     std::vector<std::size_t> order(weights.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(),
                      [&](std::size_t a, std::size_t b) { return remainders[a] > remainders[b]; });
-    const Index missing = samples - std::accumulate(sizes.begin(), sizes.end(), Index{0});
-    for (Index k = 0; k < missing; ++k) ++sizes[order[static_cast<std::size_t>(k)]];
+    // Rounding leaves fewer than C samples over; the modulo keeps a pathological sum in bounds.
+    for (Index k = 0; k < samples - assigned; ++k) ++sizes[order[static_cast<std::size_t>(k) % order.size()]];
     return sizes;
   }
 };
 
 namespace detail {
+
+/// The largest size drawn for a LEAF device: 2^53, the last count a double holds exactly.
+inline constexpr Index max_device_size = Index{1} << 53;
+
+/// `value` is finite and within S's range, so that S(value) is defined (and finite).
+template <class S>
+bool fits_in(double value) {
+  return std::abs(value) <= static_cast<double>(std::numeric_limits<S>::max());
+}
 
 /// mu_c = separation z / ||z|| with z ~ N(0, I_d): the first draws of class c's stream.
 inline Vector<double> draw_class_mean(Rng& rng, const GaussianMixtureOptions& options) {
@@ -132,7 +153,16 @@ Dataset<S> make_gaussian_mixture(const GaussianMixtureOptions& options) {
         detail::data_stream(options.seed, detail::DataStream::gaussian_mixture_class, static_cast<std::uint64_t>(c));
     const Vector<double> mean = detail::draw_class_mean(rng, options);
     for (Index k = 0; k < sizes[static_cast<std::size_t>(c)]; ++k, ++next) {
-      for (Index i = 0; i < options.dimension; ++i) data.features(i, *next) = S(mean(i) + options.noise * rng.normal());
+      for (Index i = 0; i < options.dimension; ++i) {
+        const double value = mean(i) + options.noise * rng.normal();
+        // Separation and noise are finite, but near the largest double (or float, for S = float)
+        // a feature is not; converting it to S would even be undefined. Refuse the data set.
+        detail::require(detail::fits_in<S>(value),
+                        "'separation' ({}) and 'noise' ({}) are too large: sample {} (class {}) has feature {} at "
+                        "coordinate {}, beyond a {}-byte floating-point type",
+                        options.separation, options.noise, *next, c, value, i, sizeof(S));
+        data.features(i, *next) = S(value);
+      }
       data.labels[static_cast<std::size_t>(*next)] = c;
     }
   }
@@ -177,6 +207,18 @@ struct LeafSyntheticOptions {
     detail::require(min_samples > 0, "'min_samples' ({}) must be positive", min_samples);
     detail::require(max_samples == 0 || max_samples >= min_samples,
                     "'max_samples' ({}) must be 0 (no cap) or at least 'min_samples' ({})", max_samples, min_samples);
+    // A device's size is computed in double, exact up to 2^53, and every device holds at least
+    // these many samples: the least data set must be addressable.
+    detail::require(min_samples <= detail::max_device_size,
+                    "'min_samples' ({}) must be at most 2^53 ({}), the largest exact count", min_samples,
+                    detail::max_device_size);
+    const Index least = sizes == DeviceSizes::fixed ? samples_per_device : min_samples;
+    detail::require(detail::product_fits(devices, least) && detail::matrix_fits<double>(dimension, devices * least),
+                    "'devices' ({}) times {} samples each times 'dimension' ({}) features overflow the address range",
+                    devices, least, dimension);
+    detail::require(detail::matrix_fits<double>(classes, dimension),
+                    "'classes' ({}) times 'dimension' ({}) model weights overflow the address range", classes,
+                    dimension);
   }
 };
 
@@ -229,8 +271,10 @@ inline LeafDeviceModel draw_leaf_device_model(Rng& rng, const LeafSyntheticOptio
 inline Index draw_device_size(Rng& rng, const LeafSyntheticOptions& options) {
   if (options.sizes == DeviceSizes::fixed) return options.samples_per_device;
   const double extra = std::floor(std::exp(options.lognormal_mu + options.lognormal_sigma * rng.normal()));
-  // Without a cap, 2^53 (the last exactly representable count) keeps the conversion defined.
-  const double cap = options.max_samples > 0 ? static_cast<double>(options.max_samples) : 0x1.0p53;
+  // Capped at 2^53 (the last exactly representable count) whatever max_samples says: the
+  // conversion to Index is then defined (2^63, a max_samples near the largest Index, is not).
+  const double cap = std::min(static_cast<double>(options.max_samples > 0 ? options.max_samples : max_device_size),
+                              static_cast<double>(max_device_size));
   return static_cast<Index>(std::min(static_cast<double>(options.min_samples) + extra, cap));
 }
 
@@ -244,11 +288,21 @@ inline LeafDevices draw_leaf_devices(const LeafSyntheticOptions& options) {
     Rng rng = data_stream(options.seed, DataStream::leaf_shared, 0);
     shared = draw_leaf_model(rng, options, 0.0);
   }
+  Index total = 0;
   for (Index k = 0; k < options.devices; ++k) {
     Rng rng = data_stream(options.seed, DataStream::leaf_device, static_cast<std::uint64_t>(k));
     devices.models.push_back(options.iid ? shared : draw_leaf_device_model(rng, options));
     devices.sizes.push_back(draw_device_size(rng, options));
     devices.streams.push_back(rng);
+    // Lognormal sizes have a heavy tail: exp(mu + sigma z) reaches 2^53 per device for large mu
+    // or sigma, and the total, or the feature matrix it sizes, can overflow.
+    const Index size = devices.sizes.back();
+    detail::require(sum_fits(total, size) && matrix_fits<double>(options.dimension, total + size),
+                    "the lognormal device sizes ('lognormal_mu' {}, 'lognormal_sigma' {}) exploded: device {} drew {} "
+                    "samples, {} before it, and with 'dimension' ({}) the features overflow the address range; lower "
+                    "them or set 'max_samples'",
+                    options.lognormal_mu, options.lognormal_sigma, k, size, total, options.dimension);
+    total += size;
   }
   return devices;
 }
@@ -294,6 +348,14 @@ FederatedData<S> make_leaf_synthetic(const LeafSyntheticOptions& options) {
       for (Index i = 0; i < options.dimension; ++i) x(i) = model.input_mean(i) + spread(i) * rng.normal();
       scores.noalias() = model.weights * x;
       scores += model.bias;
+      // alpha and beta are finite, but near the largest double (or float, for S = float) the
+      // models, inputs or scores are not: a label drawn from NaN scores means nothing, and
+      // converting an input beyond S's range to S would be undefined.
+      const bool inputs_fit = (x.array().abs() <= static_cast<double>(std::numeric_limits<S>::max())).all();
+      detail::require(scores.allFinite() && inputs_fit,
+                      "'alpha' ({}) and 'beta' ({}) are too large: sample {} of device {} has non-finite class scores "
+                      "or features beyond a {}-byte floating-point type",
+                      options.alpha, options.beta, s, k, sizeof(S));
       scores.maxCoeff(&result.data.labels[static_cast<std::size_t>(sample)]);
       result.data.features.col(sample) = x.cast<S>();
       result.partition[k].push_back(sample);

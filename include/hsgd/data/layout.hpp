@@ -11,9 +11,9 @@
 #include <span>
 #include <vector>
 
-#include "hsgd/aggregation/server.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/core/weighting.hpp"
 #include "hsgd/data/dataset.hpp"
 #include "hsgd/data/partition.hpp"
 
@@ -30,6 +30,9 @@ inline void require_group_sizes(std::span<const Index> group_sizes, Index worker
   Index total = 0;
   for (std::size_t i = 0; i < group_sizes.size(); ++i) {
     require(group_sizes[i] > 0, "'group_sizes'[{}] ({}) must be positive", i, group_sizes[i]);
+    // Stop before the running sum could overflow: it may not pass the workers anyway.
+    require(group_sizes[i] <= workers - total, "'group_sizes' hold more than the partition's {} workers (at entry {})",
+            workers, i);
     total += group_sizes[i];
   }
   require(total == workers, "'group_sizes' hold {} workers in all, but the partition has {}", total, workers);

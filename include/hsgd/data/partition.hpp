@@ -19,10 +19,10 @@
 
 #include <fmt/format.h>
 
-#include "hsgd/aggregation/server.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/core/weighting.hpp"
 #include "hsgd/data/dataset.hpp"
 #include "hsgd/data/distributions.hpp"
 
@@ -37,9 +37,10 @@ inline void require_labels(std::span<const Index> labels, Index classes) {
   }
 }
 
-/// Every worker's min_size samples must exist.
+/// Every worker's min_size samples must exist. Compared by division: workers * min_size can
+/// overflow, min_size <= floor(m / workers) is the same condition for positive integers.
 inline void require_room(std::span<const Index> labels, Index workers, Index min_size) {
-  require(workers * min_size <= static_cast<Index>(labels.size()),
+  require(min_size <= static_cast<Index>(labels.size()) / workers,
           "'min_size' ({}) times the {} workers must not exceed the number of samples ({})", min_size, workers,
           labels.size());
 }
@@ -83,11 +84,17 @@ Partition split_classes(std::span<const Index> labels, Index classes, Index work
     std::vector<Index>& samples = by_class[static_cast<std::size_t>(c)];
     rng.shuffle(std::span<Index>(samples));
     const std::vector<double> shares = proportions(rng, c, std::as_const(partition));
+    require(shares.size() == partition.size(), "class {} got {} shares for {} workers", c, shares.size(),
+            partition.size());
     const auto count = static_cast<Index>(samples.size());
     double cumulative = 0;
     Index begin = 0;
     for (std::size_t j = 0; j < shares.size(); ++j) {
       cumulative += shares[j];
+      // A NaN or negative share would make the cut below a conversion of NaN to an integer
+      // (undefined behaviour) or a range running backwards; the draws never give one.
+      require(shares[j] >= 0 && std::isfinite(cumulative), "share {} of class {} ({}) must be finite and non-negative",
+              j, c, shares[j]);
       const Index end = j + 1 == shares.size()
                             ? count
                             : std::min(count, static_cast<Index>(std::floor(static_cast<double>(count) * cumulative)));
@@ -121,6 +128,7 @@ inline void require_attempts(Index min_size, Index max_attempts) {
 
 /// Throws InvalidArgument unless every sample 0..samples-1 appears in `partition` exactly once.
 inline void check_partition(const Partition& partition, Index samples) {
+  detail::require(samples >= 0, "'samples' ({}) must be non-negative", samples);
   std::vector<char> seen(static_cast<std::size_t>(samples), 0);
   for (std::size_t j = 0; j < partition.size(); ++j) {
     for (const Index sample : partition[j]) {
@@ -135,9 +143,18 @@ inline void check_partition(const Partition& partition, Index samples) {
   detail::require(missing == seen.end(), "sample {} is held by no worker", missing - seen.begin());
 }
 
-/// The workers' own data sets: result[j] = data.subset(partition[j]).
+/// The workers' own data sets: result[j] = data.subset(partition[j]). Throws InvalidArgument
+/// unless `data` is valid (Dataset::validate) and every entry of `partition` is one of its samples.
 template <Real S>
 std::vector<Dataset<S>> worker_datasets(const Dataset<S>& data, const Partition& partition) {
+  data.validate();
+  for (std::size_t j = 0; j < partition.size(); ++j) {
+    for (std::size_t k = 0; k < partition[j].size(); ++k) {
+      const Index sample = partition[j][k];
+      detail::require(sample >= 0 && sample < data.size(), "'partition'[{}][{}] ({}) must be in [0, {})", j, k, sample,
+                      data.size());
+    }
+  }
   std::vector<Dataset<S>> result;
   result.reserve(partition.size());
   for (const auto& samples : partition) result.push_back(data.subset(samples));
@@ -198,10 +215,11 @@ struct ShardPartitionOptions {
 inline Partition partition_shards(std::span<const Index> labels, Index classes, const ShardPartitionOptions& options) {
   options.validate();
   detail::require_labels(labels, classes);
-  const Index shard_count = options.workers * options.shards_per_worker;
-  detail::require(shard_count <= static_cast<Index>(labels.size()),
+  // Compared by division, as the product itself may overflow.
+  detail::require(options.shards_per_worker <= static_cast<Index>(labels.size()) / options.workers,
                   "'workers' ({}) times 'shards_per_worker' ({}) must not exceed the number of samples ({})",
                   options.workers, options.shards_per_worker, labels.size());
+  const Index shard_count = options.workers * options.shards_per_worker;
   Rng rng = detail::data_stream(options.seed, detail::DataStream::shard_partition, 0);
   std::vector<Index> order(labels.size());
   std::iota(order.begin(), order.end(), Index{0});
@@ -236,7 +254,7 @@ struct DirichletPartitionOptions {
   Index workers = 10;  ///< n, >= 1
   /// Concentration: worker shares of each class ~ Dir(alpha, ..., alpha). Small (0.1): each class
   /// sits mostly with a few workers; large (100): every worker gets about 1/n of every class.
-  /// Finite, > 0.
+  /// Finite, >= 1e-300 (detail::min_concentration: below it the draw underflows to 0/0).
   double alpha = 0.5;
   Index min_size = 10;  ///< every worker holds at least this many samples (Flower's default), >= 1
   /// Flower's and NIID-Bench's balancing: a worker already holding m/n samples or more gets no
@@ -248,6 +266,9 @@ struct DirichletPartitionOptions {
   void validate() const {
     detail::require(workers > 0, "'workers' ({}) must be positive", workers);
     detail::require(std::isfinite(alpha) && alpha > 0, "'alpha' ({}) must be finite and positive", alpha);
+    detail::require(alpha >= detail::min_concentration,
+                    "'alpha' ({}) must be at least {}: smaller concentrations underflow every Gamma draw", alpha,
+                    detail::min_concentration);
     detail::require_attempts(min_size, max_attempts);
   }
 };
@@ -302,27 +323,51 @@ struct TwoLevelDirichletOptions {
   /// these workers together.
   std::vector<Index> group_sizes = {5, 5};
   /// How label mixes differ ACROSS groups: group i's share of each class has mean n_i / n and
-  /// concentration alpha_group n. Large: groups alike (D_up small). Finite, > 0.
+  /// concentration alpha_group n. Large: groups alike (D_up small). Finite, >= 1e-300 (as
+  /// DirichletPartitionOptions::alpha), and alpha_group n_i finite.
   double alpha_group = 1.0;
   /// How label mixes differ INSIDE a group: Dirichlet concentration of the workers' shares of
-  /// their group's part of each class. Large: workers of a group alike (D_down small). Finite, > 0.
+  /// their group's part of each class. Large: workers of a group alike (D_down small). Finite,
+  /// >= 1e-300.
   double alpha_worker = 1.0;
   Index min_size = 10;       ///< every worker holds at least this many samples, >= 1
   Index max_attempts = 100;  ///< draws tried before giving up on min_size, >= 1
   std::uint64_t seed = 0;    ///< attempt a draws from data stream (two_level_partition, a)
 
-  /// n = n_1 + ... + n_N.
-  [[nodiscard]] Index workers() const { return std::accumulate(group_sizes.begin(), group_sizes.end(), Index{0}); }
+  /// n = n_1 + ... + n_N. Throws InvalidArgument if a size is negative or the sum overflows.
+  [[nodiscard]] Index workers() const {
+    Index total = 0;
+    for (std::size_t i = 0; i < group_sizes.size(); ++i) {
+      detail::require(group_sizes[i] >= 0 && detail::sum_fits(total, group_sizes[i]),
+                      "'group_sizes'[{}] ({}) must be non-negative and keep the total below 2^63 (so far {})", i,
+                      group_sizes[i], total);
+      total += group_sizes[i];
+    }
+    return total;
+  }
 
   void validate() const {
     detail::require(!group_sizes.empty(), "'group_sizes' must name at least one group");
     for (std::size_t i = 0; i < group_sizes.size(); ++i) {
       detail::require(group_sizes[i] > 0, "'group_sizes'[{}] ({}) must be positive", i, group_sizes[i]);
     }
+    static_cast<void>(workers());  // the sum must not overflow
     detail::require(std::isfinite(alpha_group) && alpha_group > 0, "'alpha_group' ({}) must be finite and positive",
                     alpha_group);
     detail::require(std::isfinite(alpha_worker) && alpha_worker > 0, "'alpha_worker' ({}) must be finite and positive",
                     alpha_worker);
+    detail::require(alpha_group >= detail::min_concentration,
+                    "'alpha_group' ({}) must be at least {}: smaller concentrations underflow every Gamma draw",
+                    alpha_group, detail::min_concentration);
+    detail::require(alpha_worker >= detail::min_concentration,
+                    "'alpha_worker' ({}) must be at least {}: smaller concentrations underflow every Gamma draw",
+                    alpha_worker, detail::min_concentration);
+    for (std::size_t i = 0; i < group_sizes.size(); ++i) {
+      detail::require(std::isfinite(alpha_group * static_cast<double>(group_sizes[i])),
+                      "'alpha_group' ({}) times 'group_sizes'[{}] ({}) overflows: the group's concentration must be "
+                      "finite",
+                      alpha_group, i, group_sizes[i]);
+    }
     detail::require_attempts(min_size, max_attempts);
   }
 };

@@ -13,6 +13,7 @@
 #include "hsgd/core/prefetch.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/data/dataset.hpp"
 #include "hsgd/objective/penalty.hpp"
 
 namespace hsgd {
@@ -31,6 +32,9 @@ class NonconvexLogistic {
  public:
   using Scalar = S;
 
+  /// Logistic regression on the samples (features.col(k), labels(k)). Throws InvalidArgument,
+  /// naming the sample, unless there is a sample, the shapes agree, every label is -1 or +1 and
+  /// every feature is finite; and unless `lambda` is finite and non-negative.
   NonconvexLogistic(Matrix<Scalar> features, Vector<Scalar> labels, Scalar lambda = Scalar(1e-3))
       : features_(std::move(features)), labels_(std::move(labels)), lambda_(lambda) {
     detail::require(features_.rows() > 0 && features_.cols() > 0,
@@ -41,6 +45,12 @@ class NonconvexLogistic {
     for (Index k = 0; k < labels_.size(); ++k) {
       detail::require(labels_(k) == Scalar(1) || labels_(k) == Scalar(-1), "'labels'({}) is {}: labels must be -1 or +1",
                       k, labels_(k));
+    }
+    // One non-finite feature would make every model trained on it non-finite, far from here.
+    for (Index k = 0; k < features_.cols(); ++k) {
+      const Index i = detail::first_non_finite(features_.col(k));
+      detail::require(i < 0, "'features' sample {} is not finite: coordinate {} is {}", k, i,
+                      i < 0 ? Scalar(0) : features_(i, k));
     }
     detail::require(std::isfinite(lambda_) && lambda_ >= 0, "'lambda' ({}) must be finite and non-negative",
                     lambda_);
@@ -101,10 +111,10 @@ class NonconvexLogistic {
   }
 
   /// g = g / count + grad of the regulariser, in one pass over g (this runs every local step;
-  /// detail::add_nonconvex_penalty_gradient after a division would be a second pass).
+  /// detail::add_nonconvex_penalty_gradient after a division would be a second pass). The slope
+  /// is penalty.hpp's overflow-safe form, so the gradient is finite for every finite x.
   void finish(ConstVectorRef<Scalar> x, Scalar count, VectorRef<Scalar> g) const {
-    g.array() = g.array() / count +
-                (Scalar(2) * lambda_) * x.array() / (Scalar(1) + x.array().square()).square();
+    g.array() = g.array() / count + (Scalar(2) * lambda_) * detail::nonconvex_penalty_slope(x.array());
   }
 
   Matrix<Scalar> features_;
@@ -126,6 +136,9 @@ struct B1Data {
     detail::require(workers > 0, "'workers' ({}) must be positive", workers);
     detail::require(samples_per_worker > 0, "'samples_per_worker' ({}) must be positive", samples_per_worker);
     detail::require(dimension > 0, "'dimension' ({}) must be positive", dimension);
+    detail::require(detail::matrix_fits<double>(dimension, samples_per_worker),
+                    "'samples_per_worker' ({}) times 'dimension' ({}) features overflow the address range",
+                    samples_per_worker, dimension);
     detail::require(std::isfinite(lambda) && lambda >= 0, "'lambda' ({}) must be finite and non-negative",
                     lambda);
     detail::require(std::isfinite(signal) && signal >= 0, "'signal' ({}) must be finite and non-negative", signal);
@@ -137,6 +150,8 @@ struct B1Data {
 /// Makes B1's shards: features a ~ N(0, I_d); worker j labels with w_j = signal (w + h u_j) / sqrt(d (1 + h^2)),
 /// where w and u_j are standard normal, and y = +1 with probability sigma(a.w_j). With
 /// heterogeneity h = 0 the data are IID across workers; larger h makes them more non-IID.
+/// Throws InvalidArgument, naming the worker and the sample, if a labelling margin a.w_j is not
+/// finite (signal or heterogeneity near the largest double): its label would mean nothing.
 template <Real Scalar = double>
 std::vector<NonconvexLogistic<Scalar>> make_b1_shards(const B1Data& data) {
   data.validate();
@@ -161,6 +176,10 @@ std::vector<NonconvexLogistic<Scalar>> make_b1_shards(const B1Data& data) {
         features(i, k) = Scalar(a);
         margin += a * truth(i);
       }
+      detail::require(std::isfinite(margin),
+                      "worker {} sample {}: the labelling margin a.w_j is {}, not finite: 'signal' ({}) or "
+                      "'heterogeneity' ({}) is too large",
+                      j, k, margin, data.signal, data.heterogeneity);
       labels(k) = rng.uniform() < 1.0 / (1.0 + std::exp(-margin)) ? Scalar(1) : Scalar(-1);
     }
     shards.emplace_back(std::move(features), std::move(labels), Scalar(data.lambda));

@@ -2,6 +2,7 @@
 /// @file
 /// Heterogeneous quadratic objectives: the workhorse of closed-form tests.
 
+#include <cmath>
 #include <span>
 #include <utility>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/data/dataset.hpp"
 
 namespace hsgd {
 
@@ -26,11 +28,13 @@ class Quadratic {
  public:
   using Scalar = S;
 
-  /// Deterministic quadratic: one sample, centred at `centre`.
+  /// Deterministic quadratic: one sample, centred at `centre`. Throws InvalidArgument unless the
+  /// sizes agree and every number is finite (the message names the coordinate).
   Quadratic(const Vector<Scalar>& curvature, const Vector<Scalar>& centre)
       : Quadratic(curvature, one_sample(centre, curvature.size()), SampleCentres{}) {}
 
-  /// Stochastic quadratic whose samples are the columns of `sample_centres` (d x m).
+  /// Stochastic quadratic whose samples are the columns of `sample_centres` (d x m). Throws
+  /// InvalidArgument unless the shapes agree and every number is finite (naming the sample).
   static Quadratic from_samples(Vector<Scalar> curvature, Matrix<Scalar> sample_centres) {
     return Quadratic(std::move(curvature), std::move(sample_centres), SampleCentres{});
   }
@@ -41,7 +45,12 @@ class Quadratic {
   static Quadratic isotropic_noisy(Scalar curvature, const Vector<Scalar>& centre, Index samples,
                                    Scalar sigma, Rng& rng) {
     detail::require(samples > 0, "'samples' ({}) must be positive", samples);
-    detail::require(sigma >= 0, "'sigma' ({}) must be non-negative", sigma);
+    detail::require(std::isfinite(curvature), "'curvature' ({}) must be finite", curvature);
+    detail::require(!(sigma < 0), "'sigma' ({}) must be non-negative", sigma);
+    detail::require(std::isfinite(sigma), "'sigma' ({}) must be finite", sigma);
+    detail::require(centre.size() > 0, "'centre' must have at least one coordinate");
+    detail::require(detail::matrix_fits<Scalar>(centre.size(), samples),
+                    "'samples' ({}) times the {} coordinates overflow the address range", samples, centre.size());
     Matrix<Scalar> centres(centre.size(), samples);
     for (Index k = 0; k < samples; ++k) {
       for (Index i = 0; i < centre.size(); ++i) centres(i, k) = centre(i) + sigma * Scalar(rng.normal());
@@ -87,8 +96,14 @@ class Quadratic {
                     "'sample_centres' has {} rows but 'curvature' has {} coordinates", samples_.rows(),
                     curvature_.size());
     detail::require(samples_.cols() > 0, "'sample_centres' must hold at least one sample");
-    detail::require(curvature_.allFinite() && samples_.allFinite(),
-                    "'curvature' and the centres must be finite");
+    const Index bad_curvature = detail::first_non_finite(curvature_);
+    detail::require(bad_curvature < 0, "'curvature' must be finite: coordinate {} is {}", bad_curvature,
+                    bad_curvature < 0 ? Scalar(0) : curvature_(bad_curvature));
+    for (Index k = 0; k < samples_.cols(); ++k) {
+      const Index i = detail::first_non_finite(samples_.col(k));
+      detail::require(i < 0, "the centres must be finite: sample {} has {} at coordinate {}", k,
+                      i < 0 ? Scalar(0) : samples_(i, k), i);
+    }
     centre_ = samples_.rowwise().mean();
     const Vector<Scalar> spread = (samples_.colwise() - centre_).array().square().rowwise().mean();
     constant_ = Scalar(0.5) * curvature_.dot(spread);
@@ -101,12 +116,21 @@ class Quadratic {
 };
 
 /// One deterministic quadratic per worker: worker j gets curvature column j and centre column j.
+/// Throws InvalidArgument unless the shapes agree and every number is finite (naming the worker).
 template <Real Scalar>
 std::vector<Quadratic<Scalar>> heterogeneous_quadratics(const Matrix<Scalar>& curvatures,
                                                         const Matrix<Scalar>& centres) {
   detail::require(curvatures.rows() == centres.rows() && curvatures.cols() == centres.cols(),
                   "'curvatures' ({}x{}) and 'centres' ({}x{}) must have the same shape", curvatures.rows(),
                   curvatures.cols(), centres.rows(), centres.cols());
+  for (Index j = 0; j < centres.cols(); ++j) {
+    const Index bad_curvature = detail::first_non_finite(curvatures.col(j));
+    detail::require(bad_curvature < 0, "worker {}: 'curvatures'({}, {}) is {}, not finite", j, bad_curvature, j,
+                    bad_curvature < 0 ? Scalar(0) : curvatures(bad_curvature, j));
+    const Index bad_centre = detail::first_non_finite(centres.col(j));
+    detail::require(bad_centre < 0, "worker {}: 'centres'({}, {}) is {}, not finite", j, bad_centre, j,
+                    bad_centre < 0 ? Scalar(0) : centres(bad_centre, j));
+  }
   std::vector<Quadratic<Scalar>> shards;
   shards.reserve(static_cast<std::size_t>(centres.cols()));
   for (Index j = 0; j < centres.cols(); ++j) shards.emplace_back(curvatures.col(j), Vector<Scalar>(centres.col(j)));

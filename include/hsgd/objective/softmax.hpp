@@ -122,7 +122,7 @@ double classification_accuracy(const Dataset<Scalar>& data, Logits&& logits) {
 }
 
 /// Throws InvalidArgument unless `data` can train a classifier: at least two classes, at least
-/// one sample of at least one feature, and every label a class.
+/// one sample of at least one feature, every label a class and every feature finite.
 template <class Scalar>
 void check_classification_data(const Dataset<Scalar>& data) {
   require(data.classes >= 2, "'classes' ({}) must be at least 2: a classifier tells classes apart", data.classes);
@@ -152,14 +152,31 @@ void check_partition(const Dataset<Scalar>& data, const Partition& partition) {
   }
 }
 
+/// Throws InvalidArgument, naming the worker and the sample, if a sample that `partition` gives a
+/// worker has a non-finite feature. The partition's indices must have been checked.
+template <class Scalar>
+void check_worker_features(const Dataset<Scalar>& data, const Partition& partition) {
+  for (std::size_t j = 0; j < partition.size(); ++j) {
+    for (std::size_t k = 0; k < partition[j].size(); ++k) {
+      const Index sample = partition[j][k];
+      const Index i = first_non_finite(data.features.col(sample));
+      require(i < 0,
+              "worker {} holds sample {} ('partition'[{}][{}]) whose features are not finite: coordinate {} is {}", j,
+              sample, j, k, i, i < 0 ? Scalar(0) : data.features(i, sample));
+    }
+  }
+}
+
 /// One Objective per worker: shard j is built from the samples `partition[j]` of `data` (in that
 /// order, repeats kept) and the shared `parameters`. The whole dataset is checked first, so an
-/// error names a sample by its index in `data`, not in a shard.
+/// error names a sample by its index in `data`, not in a shard; a non-finite feature is named by
+/// the worker that holds it too (one a partition leaves out, by its sample alone).
 template <class Objective, class Scalar, class... Parameters>
 std::vector<Objective> make_classifier_shards(const Dataset<Scalar>& data, const Partition& partition,
                                               const Parameters&... parameters) {
-  check_classification_data(data);
   check_partition(data, partition);
+  check_worker_features(data, partition);
+  check_classification_data(data);
   std::vector<Objective> shards;
   shards.reserve(partition.size());
   for (const auto& samples : partition) shards.emplace_back(data.subset(samples), parameters...);

@@ -22,6 +22,13 @@ concept has_validate = requires(const R& r) { r.validate(); };
 
 }  // namespace learning_rate_requirements
 
+namespace detail {
+
+/// Steps are 1-indexed; below 1, t - 1 is negative (and for the least Index it overflows).
+inline void require_step(Index step) { require(step >= 1, "'step' ({}) must be at least 1", step); }
+
+}  // namespace detail
+
 /// A schedule maps the base learning rate gamma (Options::learning_rate) and the 1-indexed local
 /// step t to the rate used at step t.
 ///
@@ -41,7 +48,11 @@ consteval bool check_learning_rate_schedule() {
 
 /// gamma_t = gamma: the setting of the paper's analysis.
 struct ConstantRate {
-  [[nodiscard]] double rate(double base, Index /*step*/) const { return base; }
+  /// gamma; throws InvalidArgument unless step >= 1.
+  [[nodiscard]] double rate(double base, Index step) const {
+    detail::require_step(step);
+    return base;
+  }
   void validate() const {}
 };
 
@@ -50,7 +61,12 @@ struct StepDecay {
   double factor = 0.1;  ///< in (0, 1]
   Index every = 1000;   ///< steps between decays, positive
 
+  /// gamma_t for t = step >= 1. Checks the parameters itself (a few comparisons, once per step):
+  /// it is callable without validate(), and every = 0 would divide by zero. The power is taken in
+  /// double, where factor^k for any k up to 2^63 is defined: it underflows to 0 at worst.
   [[nodiscard]] double rate(double base, Index step) const {
+    detail::require_step(step);
+    validate();
     return base * std::pow(factor, static_cast<double>((step - 1) / every));
   }
   void validate() const {
@@ -63,7 +79,10 @@ struct StepDecay {
 struct InverseSqrtDecay {
   double time_scale = 1000.0;  ///< steps until the rate has dropped by sqrt(2), positive
 
+  /// gamma_t for t = step >= 1; checks the parameters itself, as StepDecay::rate.
   [[nodiscard]] double rate(double base, Index step) const {
+    detail::require_step(step);
+    validate();
     return base / std::sqrt(1.0 + static_cast<double>(step - 1) / time_scale);
   }
   void validate() const {

@@ -105,6 +105,10 @@ struct Momentum {
   void validate() const {
     detail::require(std::isfinite(momentum) && momentum >= 0 && momentum < 1, "'momentum' ({}) must be in [0, 1)",
                     momentum);
+    detail::require(at_aggregation == StateAtAggregation::keep || at_aggregation == StateAtAggregation::average ||
+                        at_aggregation == StateAtAggregation::reset,
+                    "'at_aggregation' ({}) must be StateAtAggregation::keep, average or reset",
+                    static_cast<int>(at_aggregation));
   }
 };
 

@@ -23,13 +23,18 @@ namespace hsgd {
 /// level-1 spread of unit u on its own, sum_{j in u} w_j ||v_j - m_1(j)||^2 / sum_{j in u} w_j
 /// (D_down,i for gradients).
 ///
-/// All storage is made at construction; `compute` allocates nothing.
+/// All storage is made at construction, for one topology's shape; `compute` allocates nothing.
+/// `compute` and `remove_noise` check that the run they are given has that shape (workers, levels,
+/// units per level) and throw InvalidArgument naming what differs.
 template <Real Scalar>
 class LevelDecomposition {
  public:
+  /// Sizes the storage for `topology` and vectors of `dimension` (> 0) entries.
   LevelDecomposition(const Topology& topology, Index dimension)
       : terms_(static_cast<std::size_t>(topology.levels()), 0.0),
-        unit_spreads_(static_cast<std::size_t>(topology.units(1)), 0.0) {
+        unit_spreads_(static_cast<std::size_t>(topology.units(1)), 0.0),
+        workers_(topology.workers()) {
+    detail::require(dimension > 0, "'dimension' ({}) must be positive", dimension);
     for (Index level = 1; level <= topology.levels(); ++level) {
       means_.emplace_back(dimension, topology.units(level));
       unit_weights_.emplace_back(static_cast<std::size_t>(topology.units(level)), 0.0);
@@ -40,6 +45,7 @@ class LevelDecomposition {
   /// weights in force now.
   template <class Run>
   void compute(const Run& run, const Matrix<Scalar>& vectors) {
+    check_run(run);
     detail::require(vectors.cols() == run.workers() && vectors.rows() == means_.front().rows(),
                     "'vectors' is {}x{} but the run has {} workers of dimension {}", vectors.rows(), vectors.cols(),
                     run.workers(), means_.front().rows());
@@ -79,6 +85,9 @@ class LevelDecomposition {
   /// unbiased estimates of noise[j] the corrected values are unbiased; single values may be negative.
   template <class Run>
   void remove_noise(const Run& run, std::span<const double> noise) {
+    check_run(run);
+    detail::require(noise.size() == static_cast<std::size_t>(run.workers()),
+                    "'noise' has {} entries but the run has {} workers", noise.size(), run.workers());
     double previous = 0;
     const Index levels = static_cast<Index>(means_.size());
     for (Index level = 1; level <= levels; ++level) {
@@ -104,9 +113,32 @@ class LevelDecomposition {
   /// Level-1 spread of each unit on its own.
   [[nodiscard]] std::span<const double> unit_spreads() const { return unit_spreads_; }
   /// The weighted mean of unit u at level l (level L, unit 0: the global mean).
-  [[nodiscard]] auto mean(Index level, Index unit) const { return means_[static_cast<std::size_t>(level - 1)].col(unit); }
+  [[nodiscard]] auto mean(Index level, Index unit) const {
+    detail::require(level >= 1 && level <= static_cast<Index>(means_.size()), "'level' ({}) must be in [1, {}]", level,
+                    means_.size());
+    const auto& means = means_[static_cast<std::size_t>(level - 1)];
+    detail::require(unit >= 0 && unit < means.cols(), "'unit' ({}) must be in [0, {}) at level {}", unit, means.cols(),
+                    level);
+    return means.col(unit);
+  }
 
  private:
+  /// The storage is indexed by the run's units: a run of another shape would index past it.
+  template <class Run>
+  void check_run(const Run& run) const {
+    detail::require(run.workers() == workers_, "the decomposition was made for {} workers but the run has {}", workers_,
+                    run.workers());
+    const Topology& topology = run.topology();
+    const auto levels = static_cast<Index>(means_.size());
+    detail::require(topology.levels() == levels, "the decomposition was made for {} levels but the run has {}", levels,
+                    topology.levels());
+    for (Index level = 1; level <= levels; ++level) {
+      detail::require(topology.units(level) == means_[static_cast<std::size_t>(level - 1)].cols(),
+                      "the decomposition was made for {} units at level {} but the run has {}",
+                      means_[static_cast<std::size_t>(level - 1)].cols(), level, topology.units(level));
+    }
+  }
+
   template <class Run>
   void unit_means(const Run& run, const Matrix<Scalar>& vectors, Index level) {
     auto& means = means_[static_cast<std::size_t>(level - 1)];
@@ -128,6 +160,7 @@ class LevelDecomposition {
   std::vector<double> terms_;
   std::vector<double> unit_spreads_;
   double total_ = 0;
+  Index workers_;
 };
 
 }  // namespace hsgd

@@ -77,7 +77,15 @@ struct ProbeOptions {
 /// level-l server and back, 2 (n_p + sum_{k<l} units(k)) messages of d scalars, n_p the workers that
 /// took part in the round (n without partial participation).
 ///
-/// Storage is made at construction; measuring allocates nothing (the recorder may).
+/// Storage is made at construction; measuring allocates nothing (the recorder may). A probe is
+/// sized for one run's shape (workers, dimension, levels, units per level and, with a subsample,
+/// each shard's sample count); its hooks check the run they are given against that shape, a few
+/// integer compares, and throw InvalidArgument naming what differs, so attaching it to another
+/// engine is an error and never a write out of bounds.
+///
+/// A field the probe did not measure at a step is ProbeRecord::not_measured; a measurement that
+/// came out NaN (a NaN gradient, say) stays a genuine NaN, which `hsgd::is_measured` tells apart.
+/// The running maxima of D_up and D_down become NaN from the first NaN measurement on.
 template <Real Scalar, class Recorder>
 class DivergenceProbe {
  public:
@@ -93,25 +101,31 @@ class DivergenceProbe {
         average_(run.dimension()),
         sample_gradient_(run.dimension()),
         group_models_(run.dimension(), run.topology().units(1)),
-        messages_per_round_(static_cast<std::size_t>(run.topology().levels()), 0) {
+        messages_per_round_(static_cast<std::size_t>(run.topology().levels()), 0),
+        workers_(run.workers()),
+        dimension_(run.dimension()) {
     const Topology& topology = run.topology();
+    for (Index level = 1; level <= topology.levels(); ++level) units_.push_back(topology.units(level));
     draw_subsamples(run);
     Index hops = 0;  // models crossing one link up from servers below level l; the workers' are added per round
     for (Index level = 1; level <= topology.levels(); ++level) {
       messages_per_round_[static_cast<std::size_t>(level - 1)] = 2 * hops;
       hops += topology.units(level);
     }
-    record_.gradient_terms.assign(static_cast<std::size_t>(topology.levels()), nan());
-    record_.model_terms.assign(static_cast<std::size_t>(topology.levels()), nan());
-    record_.group_d_down.assign(static_cast<std::size_t>(topology.units(1)), nan());
-    record_.group_d_down_at_group_averages.assign(static_cast<std::size_t>(topology.units(1)), nan());
-    record_.group_gradient_norm_squared.assign(static_cast<std::size_t>(topology.units(1)), nan());
+    record_.gradient_terms.assign(static_cast<std::size_t>(topology.levels()), not_measured());
+    record_.model_terms.assign(static_cast<std::size_t>(topology.levels()), not_measured());
+    record_.group_d_down.assign(static_cast<std::size_t>(topology.units(1)), not_measured());
+    record_.group_d_down_at_group_averages.assign(static_cast<std::size_t>(topology.units(1)), not_measured());
+    record_.group_gradient_norm_squared.assign(static_cast<std::size_t>(topology.units(1)), not_measured());
     record_.aggregations.assign(static_cast<std::size_t>(topology.levels()), 0);
     record_.level_messages.assign(static_cast<std::size_t>(topology.levels()), 0);
   }
 
   template <class Run>
   void after_aggregation(const Run& run, Index level) {
+    check_run(run);
+    detail::require(level >= 1 && level <= static_cast<Index>(units_.size()), "'level' ({}) must be in [1, {}]", level,
+                    units_.size());
     record_.aggregations[static_cast<std::size_t>(level - 1)] += 1;
     const Index messages = messages_per_round_[static_cast<std::size_t>(level - 1)] + 2 * run.last_round_participants();
     record_.messages += messages;
@@ -122,6 +136,7 @@ class DivergenceProbe {
 
   template <class Run>
   void after_step(const Run& run) {
+    check_run(run);
     const Index step = run.step_count();
     const bool gradients_due = options_.gradient_every > 0 && step % options_.gradient_every == 0;
     const bool models_due = options_.model_every > 0 && step % options_.model_every == 0;
@@ -139,7 +154,45 @@ class DivergenceProbe {
   [[nodiscard]] const ProbeRecord& last() const { return record_; }
 
  private:
-  static constexpr double nan() { return std::numeric_limits<double>::quiet_NaN(); }
+  // The marker ProbeRecord documents, never a NaN from arithmetic: is_measured tells the two apart.
+  static constexpr double not_measured() { return ProbeRecord::not_measured; }
+
+  /// The shape check of every hook: integer compares only, nothing formatted unless one fails.
+  template <class Run>
+  void check_run(const Run& run) const {
+    detail::require(run.workers() == workers_, "the probe was made for a run of {} workers but this run has {}",
+                    workers_, run.workers());
+    detail::require(run.dimension() == dimension_,
+                    "the probe was made for models of dimension {} but this run's models have dimension {}",
+                    dimension_, run.dimension());
+    const Topology& topology = run.topology();
+    const auto levels = static_cast<Index>(units_.size());
+    detail::require(topology.levels() == levels, "the probe was made for a run of {} levels but this run has {}",
+                    levels, topology.levels());
+    for (Index level = 1; level <= levels; ++level) {
+      detail::require(topology.units(level) == units_[static_cast<std::size_t>(level - 1)],
+                      "the probe was made for a run of {} units at level {} but this run has {}",
+                      units_[static_cast<std::size_t>(level - 1)], level, topology.units(level));
+    }
+  }
+
+  /// The subsample indices were drawn below each shard's sample count; a shard of another size
+  /// would make them read past its samples.
+  template <class Run>
+  void check_sample_counts(const Run& run) const {
+    for (std::size_t j = 0; j < sample_counts_.size(); ++j) {
+      detail::require(run.shards()[j].sample_count() == sample_counts_[j],
+                      "the probe drew its subsample from worker {}'s {} samples but this run's worker {} has {}", j,
+                      sample_counts_[j], j, run.shards()[j].sample_count());
+    }
+  }
+
+  /// A running maximum that a NaN measurement turns NaN for good (std::max would drop it).
+  static double running_max(double maximum, double value) {
+    if (std::isnan(maximum)) return maximum;
+    if (std::isnan(value)) return value;
+    return std::max(maximum, value);
+  }
 
   template <class Run>
   void draw_subsamples(const Run& run) {
@@ -147,6 +200,7 @@ class DivergenceProbe {
     subsamples_.resize(static_cast<std::size_t>(run.workers()));
     for (Index j = 0; j < run.workers(); ++j) {
       const Index samples = run.shards()[static_cast<std::size_t>(j)].sample_count();
+      sample_counts_.push_back(samples);
       if (samples <= options_.subsample) continue;  // used in full
       auto& chosen = subsamples_[static_cast<std::size_t>(j)];
       chosen.resize(static_cast<std::size_t>(samples));
@@ -221,6 +275,7 @@ class DivergenceProbe {
 
   template <class Run>
   void measure_gradients(const Run& run) {
+    check_sample_counts(run);
     run.global_average(average_);
     for (Index j = 0; j < run.workers(); ++j) worker_gradient(run, j, average_);
     gradient_split_.compute(run, gradients_);
@@ -236,8 +291,8 @@ class DivergenceProbe {
     record_.gradient_norm_squared =
         static_cast<double>(gradient_split_.mean(run.topology().levels(), 0).squaredNorm()) -
         mean_noise(run, std::views::iota(Index{0}, run.workers()), 1.0);
-    record_.max_d_up = std::max(record_.max_d_up, record_.d_up);
-    record_.max_d_down = std::max(record_.max_d_down, record_.d_down);
+    record_.max_d_up = running_max(record_.max_d_up, record_.d_up);
+    record_.max_d_down = running_max(record_.max_d_down, record_.d_down);
     if (options_.at_group_averages) measure_at_group_averages(run);
   }
 
@@ -282,12 +337,13 @@ class DivergenceProbe {
   }
 
   void clear_gradient_fields() {
-    std::fill(record_.gradient_terms.begin(), record_.gradient_terms.end(), nan());
-    std::fill(record_.group_d_down.begin(), record_.group_d_down.end(), nan());
-    std::fill(record_.group_d_down_at_group_averages.begin(), record_.group_d_down_at_group_averages.end(), nan());
-    std::fill(record_.group_gradient_norm_squared.begin(), record_.group_gradient_norm_squared.end(), nan());
-    record_.d_down = record_.d_up = record_.d_glob = record_.loss = record_.gradient_norm_squared = nan();
-    record_.d_down_at_group_averages = nan();
+    std::fill(record_.gradient_terms.begin(), record_.gradient_terms.end(), not_measured());
+    std::fill(record_.group_d_down.begin(), record_.group_d_down.end(), not_measured());
+    std::fill(record_.group_d_down_at_group_averages.begin(), record_.group_d_down_at_group_averages.end(),
+              not_measured());
+    std::fill(record_.group_gradient_norm_squared.begin(), record_.group_gradient_norm_squared.end(), not_measured());
+    record_.d_down = record_.d_up = record_.d_glob = record_.loss = record_.gradient_norm_squared = not_measured();
+    record_.d_down_at_group_averages = not_measured();
   }
 
   template <class Run>
@@ -301,8 +357,8 @@ class DivergenceProbe {
   }
 
   void clear_model_fields() {
-    std::fill(record_.model_terms.begin(), record_.model_terms.end(), nan());
-    record_.c_in = record_.c_up = record_.c = nan();
+    std::fill(record_.model_terms.begin(), record_.model_terms.end(), not_measured());
+    record_.c_in = record_.c_up = record_.c = not_measured();
   }
 
   ProbeOptions options_;
@@ -319,6 +375,11 @@ class DivergenceProbe {
   std::vector<Index> messages_per_round_;
   Index last_level_ = 0;
   ProbeRecord record_;
+  // The shape of the run the buffers were sized for (check_run).
+  Index workers_;
+  Index dimension_;
+  std::vector<Index> units_;          // units_[l - 1]: units at level l; its size is the level count
+  std::vector<Index> sample_counts_;  // with a subsample: each shard's sample count at the draw
 };
 
 /// `auto probe = hsgd::make_probe(engine, {.gradient_every = 32}, recorder);` then `engine.run(probe)`.

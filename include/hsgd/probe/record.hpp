@@ -2,10 +2,19 @@
 /// @file
 /// What a probe measures, and where it goes: an in-memory table or a CSV file.
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <limits>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -16,10 +25,21 @@
 
 namespace hsgd {
 
-/// One probe measurement, taken after step `step`. Gradient-space fields are NaN on steps where
-/// only the model space was measured, and the other way round. See DivergenceProbe for the maths.
+/// One probe measurement, taken after step `step`. See DivergenceProbe for the maths.
+///
+/// **Not measured vs measured NaN.** Gradient-space fields are `not_measured` on steps where only
+/// the model space was measured, and the other way round. `not_measured` is itself a quiet NaN, so
+/// `std::isnan` is true for it and code that treats every NaN as "no value" keeps working, but it
+/// carries a payload of its own (bits `0x7FF84E4D00000000`) that no arithmetic produces: a NaN that
+/// a measurement actually yielded (a diverged run, a 0/0) has the platform's default payload. Use
+/// `hsgd::is_measured(value)` to tell the two apart; it compares bits (ignoring the sign), so it
+/// holds for a copied or negated `not_measured` too. `time_average` skips only `not_measured`
+/// values, and CsvRecorder writes `not_measured` as an empty cell and a measured NaN as `nan`.
+/// Arithmetic with `not_measured` propagates its payload (on x86-64 and AArch64), so a sum of
+/// a not-measured field stays not measured rather than posing as a measured NaN.
 struct ProbeRecord {
-  static constexpr double not_measured = std::numeric_limits<double>::quiet_NaN();
+  /// The "no measurement at this step" marker: a quiet NaN with a distinctive payload.
+  static constexpr double not_measured = std::bit_cast<double>(std::uint64_t{0x7FF8'4E4D'0000'0000});
 
   Index step = 0;   ///< t, the local step just completed
   Index level = 0;  ///< the level that aggregated after this step (0: none)
@@ -45,8 +65,16 @@ struct ProbeRecord {
   double scalars = 0;                           ///< scalars moved so far (messages x d)
 };
 
+/// False exactly for ProbeRecord::not_measured (whatever its sign); true for every number,
+/// infinity and any other NaN, in particular a NaN that a measurement produced.
+[[nodiscard]] constexpr bool is_measured(double value) noexcept {
+  constexpr std::uint64_t magnitude = ~(std::uint64_t{1} << 63);  // the sign bit does not matter
+  return (std::bit_cast<std::uint64_t>(value) & magnitude) != std::bit_cast<std::uint64_t>(ProbeRecord::not_measured);
+}
+
 namespace detail {
-/// A CSV value: the shortest text that reads back as the same double; empty when not measured.
+/// A CSV value: the shortest text that reads back as the same double; empty when not measured,
+/// `nan` for a measured NaN (without the sign fmt would print for x86's negative default NaN).
 struct CsvCell {
   double value;
 };
@@ -58,7 +86,8 @@ template <>
 struct fmt::formatter<hsgd::detail::CsvCell> : fmt::formatter<std::string_view> {
   template <class FormatContext>
   auto format(const hsgd::detail::CsvCell& cell, FormatContext& context) const {
-    if (cell.value != cell.value) return context.out();  // NaN: not measured
+    if (!hsgd::is_measured(cell.value)) return context.out();
+    if (std::isnan(cell.value)) return fmt::format_to(context.out(), "nan");
     return fmt::format_to(context.out(), "{}", cell.value);
   }
 };
@@ -71,100 +100,257 @@ struct MemoryRecorder {
   void record(const ProbeRecord& row) { rows.push_back(row); }
 };
 
-/// The mean of `field` over the records that measured it (NaN, not measured, is skipped), e.g.
-/// `time_average(memory.rows, &ProbeRecord::gradient_norm_squared)`, the time-averaged
-/// ||grad f(xbar_t)||^2 the paper's bounds are about. NaN when no record measured it.
+/// The mean of `field` over the records that measured it (ProbeRecord::not_measured is skipped),
+/// e.g. `time_average(memory.rows, &ProbeRecord::gradient_norm_squared)`, the time-averaged
+/// ||grad f(xbar_t)||^2 the paper's bounds are about. A measured NaN is not skipped: it makes the
+/// average NaN, since a run that produced one has no meaningful mean. `not_measured` when no
+/// record measured the field.
 inline double time_average(const std::vector<ProbeRecord>& rows, double ProbeRecord::*field) {
   double sum = 0;
   Index count = 0;
   for (const ProbeRecord& row : rows) {
-    if (std::isnan(row.*field)) continue;
+    if (!is_measured(row.*field)) continue;
     sum += row.*field;
     ++count;
   }
   return count > 0 ? sum / static_cast<double>(count) : ProbeRecord::not_measured;
 }
 
-/// Writes one CSV line per record, flushed as it goes, so a long run can be watched and a crash
+namespace detail {
+
+/// Owns a POSIX file descriptor: closed exactly once, on every way out of its owner (a throwing
+/// constructor included, so a rejected recorder leaks nothing), and handed over on move.
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int descriptor) noexcept : descriptor_(descriptor) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : descriptor_(std::exchange(other.descriptor_, -1)) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
+    if (this != &other) {
+      (void)close();
+      descriptor_ = std::exchange(other.descriptor_, -1);
+    }
+    return *this;
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() { (void)close(); }
+
+  [[nodiscard]] int get() const noexcept { return descriptor_; }
+  [[nodiscard]] bool valid() const noexcept { return descriptor_ >= 0; }
+
+  /// Closes now: 0, or the errno of a failed close(2). Never retried: after EINTR the descriptor
+  /// is already gone on Linux and a retry could close one another thread just opened.
+  int close() noexcept {
+    if (descriptor_ < 0) return 0;
+    return ::close(std::exchange(descriptor_, -1)) == 0 ? 0 : errno;
+  }
+
+ private:
+  int descriptor_ = -1;
+};
+
+/// Appends `text` to `out` as one CSV field (RFC 4180): as it is, or, when it holds a comma, a
+/// quote or a line break, in double quotes with its quotes doubled.
+template <class Buffer>
+void append_csv_field(Buffer& out, std::string_view text) {
+  const bool quoted = text.find_first_of(",\"\r\n") != std::string_view::npos;
+  if (quoted) out.push_back('"');
+  for (const char c : text) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  if (quoted) out.push_back('"');
+}
+
+}  // namespace detail
+
+/// Writes one CSV line per record, each as it comes, so a long run can be watched and a crash
 /// loses nothing. Leading `tags` columns (e.g. scheme and seed) let several runs share a file.
 /// The columns, in order: the tags, then
 /// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,
 /// d_down_at_groups`, then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level
 /// terms) and `messages_level_1..messages_level_L` (messages per aggregation level). Values not
-/// measured at a step are empty. L is `levels` if given, else the first record's level count;
-/// runs with fewer levels (local SGD next to H-SGD in one file) leave the extra cells empty.
+/// measured at a step (ProbeRecord::not_measured) are empty; a measured NaN is `nan`. L is `levels`
+/// if given, else the first record's level count; runs with fewer levels (local SGD next to H-SGD
+/// in one file) leave the extra cells empty. Tag names and values holding a comma, a quote or a
+/// line break are quoted as RFC 4180 says (quotes doubled).
+///
+/// No row is torn or dropped silently: each row (and the header) is formatted into a reused buffer
+/// and handed to the kernel in a single write(2), with no stdio buffer that could split it, so a
+/// run that stops between rows, or exits from a signal handler (which runs only once the write has
+/// returned), leaves only whole rows; only SIGKILL landing inside that one call can still cut a
+/// long row short, since Linux abandons a write between pages for it. A failed write (a full disk)
+/// throws std::system_error naming the path; the recorder then cuts the file back to its last whole
+/// row, or, where it cannot (a pipe), refuses further rows. Once the buffer has grown to a row's
+/// size, recording allocates nothing.
+///
+/// Movable, not copyable. A moved-from recorder refuses to record, so a probe still pointing at it
+/// fails loudly instead of writing nowhere.
 class CsvRecorder {
  public:
-  /// Opens `path` for writing (truncating it), names the tag columns, and fixes the per-level
-  /// columns to `levels` levels (0: as many as the first record has).
+  /// Checks the arguments, then opens `path` for writing (truncating it), names the tag columns,
+  /// and fixes the per-level columns to `levels` levels (0: as many as the first record has). Bad
+  /// arguments throw InvalidArgument before the file is touched, so an existing file survives them.
   CsvRecorder(const std::string& path, std::vector<std::string> tag_names, Index levels = 0)
-      : file_(std::fopen(path.c_str(), "w")),
-        tag_names_(std::move(tag_names)),
-        tag_values_(tag_names_.size()),
-        levels_(static_cast<std::size_t>(levels)) {
-    detail::require(file_ != nullptr, "'path' ({}) cannot be opened for writing", path);
-    detail::require(levels >= 0, "'levels' ({}) must be non-negative (0: from the first record)", levels);
+      : path_(path), tag_names_(std::move(tag_names)), levels_(checked_levels(levels)) {
+    tag_prefix_.assign(tag_names_.size(), ',');  // empty tag values until set_tags
+    int descriptor = -1;
+    do {
+      descriptor = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    } while (descriptor < 0 && errno == EINTR);
+    const int error = errno;
+    file_ = detail::FileDescriptor(descriptor);
+    if (!file_.valid())
+      detail::fail("'path' ({}) cannot be opened for writing: {}", path, std::generic_category().message(error));
   }
   CsvRecorder(const CsvRecorder&) = delete;
   CsvRecorder& operator=(const CsvRecorder&) = delete;
-  ~CsvRecorder() {
-    if (file_ != nullptr) std::fclose(file_);
+  CsvRecorder(CsvRecorder&& other) noexcept = default;
+  CsvRecorder& operator=(CsvRecorder&& other) noexcept {
+    if (this == &other) return *this;  // fmt's memory_buffer asserts against moving into itself
+    path_ = std::move(other.path_);
+    tag_names_ = std::move(other.tag_names_);
+    tag_prefix_ = std::move(other.tag_prefix_);
+    levels_ = other.levels_;
+    header_written_ = other.header_written_;
+    torn_ = other.torn_;
+    committed_ = other.committed_;
+    buffer_ = std::move(other.buffer_);
+    file_ = std::move(other.file_);  // closes this recorder's own file first
+    return *this;
   }
+  /// Closes the file; a failure to close cannot be reported from here (call close() to see it).
+  ~CsvRecorder() = default;
 
   /// Sets the tag values written on the following rows.
   void set_tags(std::vector<std::string> values) {
     detail::require(values.size() == tag_names_.size(), "{} tag values given for {} tag columns", values.size(),
                     tag_names_.size());
-    tag_values_ = std::move(values);
+    tag_prefix_.clear();
+    for (const auto& value : values) {
+      detail::append_csv_field(tag_prefix_, value);
+      tag_prefix_.push_back(',');
+    }
   }
 
+  /// Appends one row (the header first, before the first row). Throws std::system_error naming the
+  /// path when the write fails, InvalidArgument when the record has more levels than the file has
+  /// columns for or the recorder was moved from or closed.
   void record(const ProbeRecord& row) {
-    if (!header_written_) write_header(row);
-    detail::require(row.model_terms.size() <= levels_,
+    detail::require(file_.valid(), "the CsvRecorder was moved from or closed: it has no file to write to");
+    if (torn_) {
+      throw std::system_error(std::make_error_code(std::errc::io_error),
+                              fmt::format("the CSV file '{}' ends with a partial row from an earlier failed write "
+                                          "that could not be cut off: no further rows are written to it",
+                                          path_));
+    }
+    const std::size_t row_levels =
+        std::max({row.gradient_terms.size(), row.model_terms.size(), row.level_messages.size()});
+    if (!header_written_) write_header(row_levels);
+    detail::require(row_levels <= levels_,
                     "a record with {} levels does not fit the CSV's {} per-level columns: give CsvRecorder the "
                     "largest level count as 'levels'",
-                    row.model_terms.size(), levels_);
-    for (const auto& tag : tag_values_) fmt::print(file_, "{},", tag);
-    fmt::print(file_, "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step, row.level, cell(row.loss),
-               cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down), cell(row.d_glob), cell(row.c_in),
-               cell(row.c_up), cell(row.c), cell(row.max_d_up), cell(row.max_d_down), row.messages, cell(row.scalars),
-               cell(row.d_down_at_group_averages));
-    write_levels(row.gradient_terms);
-    write_levels(row.model_terms);
+                    row_levels, levels_);
+    buffer_.clear();
+    buffer_.append(tag_prefix_.data(), tag_prefix_.data() + tag_prefix_.size());
+    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step, row.level,
+                   cell(row.loss), cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down), cell(row.d_glob),
+                   cell(row.c_in), cell(row.c_up), cell(row.c), cell(row.max_d_up), cell(row.max_d_down), row.messages,
+                   cell(row.scalars), cell(row.d_down_at_group_averages));
+    append_levels(row.gradient_terms);
+    append_levels(row.model_terms);
     for (std::size_t l = 0; l < levels_; ++l) {
-      if (l < row.level_messages.size()) fmt::print(file_, ",{}", row.level_messages[l]);
-      else std::fputc(',', file_);
+      if (l < row.level_messages.size()) fmt::format_to(std::back_inserter(buffer_), ",{}", row.level_messages[l]);
+      else buffer_.push_back(',');
     }
-    std::fputc('\n', file_);
-    std::fflush(file_);
+    buffer_.push_back('\n');
+    write_buffer();
   }
+
+  /// Closes the file now and reports what the destructor cannot: a failed close(2) (some network
+  /// file systems report a failed write only then) throws std::system_error naming the path.
+  /// Rows already recorded are in the kernel's hands either way; this does not fsync.
+  void close() {
+    const int error = file_.close();
+    if (error != 0)
+      throw std::system_error(error, std::generic_category(), fmt::format("cannot close the CSV file '{}'", path_));
+  }
+
+  /// The file being written.
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
  private:
   static detail::CsvCell cell(double value) { return detail::CsvCell{value}; }
 
-  /// One cell per level column; levels the record does not have are empty.
-  void write_levels(const std::vector<double>& terms) {
-    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",{}", cell(l < terms.size() ? terms[l] : ProbeRecord::not_measured));
+  static std::size_t checked_levels(Index levels) {
+    detail::require(levels >= 0, "'levels' ({}) must be non-negative (0: from the first record)", levels);
+    return static_cast<std::size_t>(levels);
   }
 
-  void write_header(const ProbeRecord& row) {
-    if (levels_ == 0) levels_ = row.model_terms.size();
-    for (const auto& name : tag_names_) fmt::print(file_, "{},", name);
-    fmt::print(file_,
-               "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
-               "d_down_at_groups");
-    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",d_level_{}", l);
-    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",c_level_{}", l);
-    for (std::size_t l = 0; l < levels_; ++l) fmt::print(file_, ",messages_level_{}", l + 1);
-    std::fputc('\n', file_);
+  /// One cell per level column; levels the record does not have are empty.
+  void append_levels(const std::vector<double>& terms) {
+    for (std::size_t l = 0; l < levels_; ++l)
+      fmt::format_to(std::back_inserter(buffer_), ",{}", cell(l < terms.size() ? terms[l] : ProbeRecord::not_measured));
+  }
+
+  void write_header(std::size_t row_levels) {
+    if (levels_ == 0) levels_ = row_levels;
+    buffer_.clear();
+    for (const auto& name : tag_names_) {
+      detail::append_csv_field(buffer_, name);
+      buffer_.push_back(',');
+    }
+    fmt::format_to(std::back_inserter(buffer_),
+                   "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
+                   "d_down_at_groups");
+    for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",d_level_{}", l);
+    for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",c_level_{}", l);
+    for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",messages_level_{}", l + 1);
+    buffer_.push_back('\n');
+    write_buffer();
     header_written_ = true;
   }
 
-  std::FILE* file_;
+  /// Writes the whole buffer with one write(2); more calls only if the kernel takes part of it
+  /// (it does not for a regular file unless the disk fills) or a signal interrupts it.
+  void write_buffer() {
+    const char* data = buffer_.data();
+    std::size_t left = buffer_.size();
+    while (left > 0) {
+      const ::ssize_t written = ::write(file_.get(), data, left);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) {  // 0 for a non-empty write is no progress: report it rather than spin
+        const int error = written < 0 ? errno : EIO;
+        cut_back(buffer_.size() - left);
+        throw std::system_error(error, std::generic_category(),
+                                fmt::format("cannot write to the CSV file '{}'{}", path_,
+                                            torn_ ? " (it now ends with a partial row)" : ""));
+      }
+      data += written;
+      left -= static_cast<std::size_t>(written);
+    }
+    committed_ += static_cast<::off_t>(buffer_.size());
+  }
+
+  /// After a failed write of which `partial` bytes went out: cut the file back to its last whole
+  /// row, so later rows do not follow a fragment. Where that is impossible (a pipe), remember it.
+  void cut_back(std::size_t partial) {
+    if (partial == 0) return;
+    const bool cut =
+        ::ftruncate(file_.get(), committed_) == 0 && ::lseek(file_.get(), committed_, SEEK_SET) == committed_;
+    if (!cut) torn_ = true;
+  }
+
+  std::string path_;
   std::vector<std::string> tag_names_;
-  std::vector<std::string> tag_values_;
+  std::string tag_prefix_;  // the quoted tag values, each followed by a comma
   std::size_t levels_;
   bool header_written_ = false;
+  bool torn_ = false;         // a partial row could not be cut off
+  ::off_t committed_ = 0;     // bytes of whole lines written so far
+  fmt::memory_buffer buffer_;  // the line being written, reused so rows do not allocate
+  detail::FileDescriptor file_;
 };
 
 }  // namespace hsgd

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <thread>
 
-#include "hsgd/aggregation/server.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
+#include "hsgd/core/weighting.hpp"
 #include "hsgd/topology/schedule.hpp"
 
 namespace hsgd {

@@ -66,6 +66,7 @@ class UniformSampler {
   }
 
   std::span<const Index> next(Rng& rng) {
+    detail::require(sample_count_ > 0, "UniformSampler: call bind(sample_count) before next()");
     for (Index& index : batch_) index = rng.below(sample_count_);
     return batch_;
   }
@@ -98,6 +99,7 @@ class ShuffledSampler {
   }
 
   std::span<const Index> next(Rng& rng) {
+    detail::require(!order_.empty(), "ShuffledSampler: call bind(sample_count) before next()");
     if (position_ + batch_size_ > static_cast<Index>(order_.size())) {
       rng.shuffle(std::span<Index>(order_));
       position_ = 0;
@@ -124,7 +126,10 @@ class FullBatchSampler {
     std::iota(all_.begin(), all_.end(), Index{0});
   }
 
-  std::span<const Index> next(Rng& /*rng*/) const { return all_; }
+  std::span<const Index> next(Rng& /*rng*/) const {
+    detail::require(!all_.empty(), "FullBatchSampler: call bind(sample_count) before next()");
+    return all_;
+  }
 
  private:
   std::vector<Index> all_;

@@ -95,21 +95,30 @@ inline BoundTerms hsgd_bound(const Topology& topology, double learning_rate, Ind
   const double smoothness = problem.smoothness;
   const double drift_scale = constants.drift * gamma * gamma * smoothness * smoothness;
   const std::vector<double> kappa = noise_spread_factors(topology);
+  // A term whose problem-side factor (sigma^2, eps^2) is 0 is 0, even where the scale gamma L
+  // or gamma^2 L^2 overflows: inf * 0 would be NaN.
+  const auto scaled = [](double factor, double scale) { return factor == 0 ? 0.0 : factor * scale; };
 
   BoundTerms terms;
   terms.optimization = constants.optimization * problem.initial_gap / (gamma * static_cast<double>(steps));
-  terms.noise = constants.noise * gamma * smoothness * problem.noise_variance / static_cast<double>(topology.workers());
+  terms.noise = scaled(constants.noise * problem.noise_variance / static_cast<double>(topology.workers()),
+                       gamma * smoothness);
   for (Index level = 1; level <= topology.levels(); ++level) {
     const auto l = static_cast<std::size_t>(level - 1);
     const double eps_squared = divergence_bounds[l];
     detail::require(std::isfinite(eps_squared) && eps_squared >= 0,
                     "'divergence_bounds'[{}] ({}) must be finite and non-negative", l, eps_squared);
     const auto period = static_cast<double>(topology.period(level));
-    terms.drift_noise.push_back(drift_scale * problem.noise_variance * (period - 1) * kappa[l]);
-    terms.drift_divergence.push_back(drift_scale * period * period * eps_squared);
+    terms.drift_noise.push_back(scaled(problem.noise_variance * (period - 1) * kappa[l], drift_scale));
+    terms.drift_divergence.push_back(scaled(period * period * eps_squared, drift_scale));
   }
   terms.step_condition_holds =
       gamma * smoothness * static_cast<double>(topology.period(topology.levels())) <= constants.step_limit;
+  // Every input is finite, but their products need not be: a bound that overflows says nothing.
+  detail::require(std::isfinite(terms.total()),
+                  "the bound overflows (total {}): 'learning_rate' ({}), 'smoothness' ({}), 'initial_gap' ({}) or the "
+                  "divergence bounds are too large for a double",
+                  terms.total(), learning_rate, problem.smoothness, problem.initial_gap);
   return terms;
 }
 
@@ -118,6 +127,8 @@ inline BoundTerms hsgd_bound(const Topology& topology, double learning_rate, Ind
 inline BoundTerms local_sgd_bound(Index workers, Index period, double learning_rate, Index steps,
                                   const ProblemConstants& problem, double global_divergence_bound,
                                   const BoundConstants& constants = {}) {
+  detail::require(std::isfinite(global_divergence_bound) && global_divergence_bound >= 0,
+                  "'global_divergence_bound' ({}) must be finite and non-negative", global_divergence_bound);
   const double bounds[] = {global_divergence_bound};
   return hsgd_bound(Topology::local_sgd(workers, period), learning_rate, steps, problem, bounds, constants);
 }
@@ -129,6 +140,10 @@ inline BoundTerms two_level_bound(Index workers, Index groups, Index local_perio
                                   double learning_rate, Index steps, const ProblemConstants& problem,
                                   double downward_divergence_bound, double upward_divergence_bound,
                                   const BoundConstants& constants = {}) {
+  detail::require(std::isfinite(downward_divergence_bound) && downward_divergence_bound >= 0,
+                  "'downward_divergence_bound' ({}) must be finite and non-negative", downward_divergence_bound);
+  detail::require(std::isfinite(upward_divergence_bound) && upward_divergence_bound >= 0,
+                  "'upward_divergence_bound' ({}) must be finite and non-negative", upward_divergence_bound);
   const Topology topology = Topology::two_level(workers, groups, local_period, global_period);
   if (topology.levels() == 1) {
     return local_sgd_bound(workers, global_period, learning_rate, steps, problem,
@@ -146,6 +161,8 @@ inline BoundTerms two_level_bound(Index workers, Index groups, Index local_perio
 inline BoundTerms random_grouping_bound(const Topology& topology, double learning_rate, Index steps,
                                         const ProblemConstants& problem, double global_divergence_bound,
                                         const BoundConstants& constants = {}) {
+  detail::require(std::isfinite(global_divergence_bound) && global_divergence_bound >= 0,
+                  "'global_divergence_bound' ({}) must be finite and non-negative", global_divergence_bound);
   std::vector<double> bounds = random_grouping_shares(topology);
   for (double& bound : bounds) bound *= global_divergence_bound;
   return hsgd_bound(topology, learning_rate, steps, problem, bounds, constants);

@@ -37,7 +37,7 @@ inline std::vector<double> random_grouping_shares(const Topology& topology) {
 }
 
 /// kappa_l, the factor by which gradient noise feeds level l's model spread, for the weights
-/// `slot_weights` (w in slot order, summing to 1):
+/// `slot_weights` (w in slot order, summing to 1; each finite and non-negative, one per worker):
 ///
 ///   kappa_l = sum_{u in level l-1} q_u - sum_{v in level l} q_v,   q_u = (sum_{j in u} w_j^2) / W_u,
 ///
@@ -46,6 +46,10 @@ inline std::vector<double> random_grouping_shares(const Topology& topology) {
 inline std::vector<double> noise_spread_factors(const Topology& topology, ConstVectorRef<double> slot_weights) {
   detail::require(slot_weights.size() == topology.workers(), "'slot_weights' has {} entries but the topology has {} workers",
                   slot_weights.size(), topology.workers());
+  for (Index j = 0; j < slot_weights.size(); ++j) {
+    detail::require(std::isfinite(slot_weights(j)) && slot_weights(j) >= 0,
+                    "'slot_weights'[{}] ({}) must be finite and non-negative", j, slot_weights(j));
+  }
   const auto level_sum = [&](Index level) {
     if (level == 0) return slot_weights.sum();
     double sum = 0;
@@ -82,14 +86,25 @@ inline std::vector<double> noise_spread_factors(const Topology& topology) {
 /// SGD with period P gives gamma^2 sigma^2 d (P-1)/2 (1 - 1/n).
 inline std::vector<double> pure_noise_spreads(const Topology& topology, ConstVectorRef<double> slot_weights,
                                               double learning_rate, double noise_variance, Index dimension) {
-  detail::require(learning_rate > 0, "'learning_rate' ({}) must be positive", learning_rate);
-  detail::require(noise_variance >= 0, "'noise_variance' ({}) must be non-negative", noise_variance);
+  detail::require(std::isfinite(learning_rate) && learning_rate > 0, "'learning_rate' ({}) must be finite and positive",
+                  learning_rate);
+  detail::require(std::isfinite(noise_variance) && noise_variance >= 0,
+                  "'noise_variance' ({}) must be finite and non-negative", noise_variance);
   detail::require(dimension > 0, "'dimension' ({}) must be positive", dimension);
   std::vector<double> spreads = noise_spread_factors(topology, slot_weights);
   for (Index level = 1; level <= topology.levels(); ++level) {
-    spreads[static_cast<std::size_t>(level - 1)] *= learning_rate * learning_rate * noise_variance *
-                                                    static_cast<double>(dimension) *
-                                                    static_cast<double>(topology.period(level) - 1) / 2;
+    double& spread = spreads[static_cast<std::size_t>(level - 1)];
+    // sigma^2 first, and kappa_l = 0 skipped: a zero factor gives 0 even where gamma^2 alone would
+    // overflow (inf * 0 is NaN).
+    if (spread != 0) {
+      spread *= noise_variance * learning_rate * learning_rate * static_cast<double>(dimension) *
+                static_cast<double>(topology.period(level) - 1) / 2;
+    }
+    // A genuine overflow of gamma^2 sigma^2 d is refused rather than returned as infinity.
+    detail::require(std::isfinite(spread),
+                    "the level-{} spread overflows ({}): 'learning_rate' ({}), 'noise_variance' ({}) and 'dimension' "
+                    "({}) are too large together",
+                    level, spread, learning_rate, noise_variance, dimension);
   }
   return spreads;
 }

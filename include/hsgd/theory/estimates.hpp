@@ -32,6 +32,9 @@ GradientNoise estimate_gradient_noise(const Shards& shards, ConstVectorRef<typen
   using Scalar = typename Shards::value_type::Scalar;
   detail::require(batch > 0, "'batch' ({}) must be positive", batch);
   detail::require(!shards.empty(), "'shards' must not be empty");
+  for (std::size_t j = 0; const auto& shard : shards) {
+    detail::require(shard.sample_count() > 0, "shard {} holds no samples", j++);
+  }
   GradientNoise noise;
   Vector<Scalar> full(x.size());
   Vector<Scalar> sample(x.size());
@@ -63,13 +66,21 @@ double estimate_smoothness(const Shards& shards, ConstVectorRef<typename Shards:
   detail::require(std::isfinite(radius) && radius > 0, "'radius' ({}) must be finite and positive", radius);
   detail::require(directions > 0, "'directions' ({}) must be positive", directions);
   detail::require(!shards.empty(), "'shards' must not be empty");
+  detail::require(x.size() > 0, "'x' must have at least one coordinate");
+  // The shards write gradients of their own dimension into buffers sized like x.
+  for (std::size_t j = 0; const auto& shard : shards) {
+    detail::require(shard.dimension() == x.size(), "'x' has {} coordinates but shard {} has dimension {}", x.size(),
+                    j++, shard.dimension());
+  }
   Vector<Scalar> direction(x.size());
   Vector<Scalar> moved(x.size());
   Vector<Scalar> at_x(x.size());
   Vector<Scalar> at_moved(x.size());
   double largest = 0;
   for (Index k = 0; k < directions; ++k) {
-    for (Index i = 0; i < x.size(); ++i) direction(i) = static_cast<Scalar>(rng.normal());
+    do {
+      for (Index i = 0; i < x.size(); ++i) direction(i) = static_cast<Scalar>(rng.normal());
+    } while (direction.squaredNorm() == 0);  // no direction to normalise; happens only when d is tiny
     direction /= direction.norm();
     moved = x + static_cast<Scalar>(radius) * direction;
     for (const auto& shard : shards) {

@@ -21,9 +21,12 @@ struct SampleMean {
   double standard_error = 0;  ///< s / sqrt(k), s the sample standard deviation (0 for one value)
 };
 
-/// Mean and standard error of `values` (at least one).
+/// Mean and standard error of `values` (at least one, each finite).
 inline SampleMean sample_mean(std::span<const double> values) {
   detail::require(!values.empty(), "'values' must not be empty");
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    detail::require(std::isfinite(values[k]), "'values'[{}] ({}) must be finite", k, values[k]);
+  }
   SampleMean result;
   for (const double v : values) result.mean += v / static_cast<double>(values.size());
   if (values.size() < 2) return result;
@@ -57,6 +60,14 @@ inline SandwichCheck check_sandwich(std::span<const double> lower, std::span<con
   detail::require(middle.size() == lower.size() && upper.size() == lower.size(),
                   "'lower', 'middle' and 'upper' must hold one value per seed each (got {}, {} and {})", lower.size(),
                   middle.size(), upper.size());
+  const auto require_finite = [](std::span<const double> values, const char* name) {
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      detail::require(std::isfinite(values[k]), "'{}'[{}] ({}) must be finite", name, k, values[k]);
+    }
+  };
+  require_finite(lower, "lower");
+  require_finite(middle, "middle");
+  require_finite(upper, "upper");
   std::vector<double> lower_gap(lower.size());
   std::vector<double> upper_gap(lower.size());
   for (std::size_t k = 0; k < lower.size(); ++k) {

@@ -28,10 +28,14 @@ class Schedule {
   Schedule(const Topology& topology, Index warmup_steps = 0, WarmupMode mode = WarmupMode::average_every_step)
       : periods_(topology.periods()), warmup_steps_(warmup_steps), mode_(mode) {
     detail::require(warmup_steps >= 0, "'warmup_steps' ({}) must be non-negative", warmup_steps);
+    detail::require(mode == WarmupMode::average_every_step || mode == WarmupMode::no_averaging,
+                    "'warmup_mode' ({}) must be WarmupMode::average_every_step or WarmupMode::no_averaging",
+                    static_cast<int>(mode));
   }
 
   /// The level that aggregates after local step `step` (>= 1), or 0 when none does.
   [[nodiscard]] Index level_after(Index step) const {
+    detail::require(step >= 1, "'step' ({}) must be at least 1: the schedule is 1-indexed", step);
     if (step <= warmup_steps_) return mode_ == WarmupMode::average_every_step ? top_level() : 0;
     const Index counted = step - warmup_steps_;
     for (Index level = top_level(); level >= 1; --level) {

@@ -5,6 +5,7 @@
 #include <span>
 #include <utility>
 
+#include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 
@@ -32,6 +33,12 @@ class Worker {
         model_(model),
         gradient_(gradient),
         state_(state) {
+    detail::require(model.size() == shard.dimension() && gradient.size() == shard.dimension(),
+                    "worker {}: 'model' ({}) and 'gradient' ({}) must have the shard's dimension ({})", id, model.size(),
+                    gradient.size(), shard.dimension());
+    detail::require(state.size() == 0 || state.size() == shard.dimension(),
+                    "worker {}: 'state' ({}) must be empty or have the shard's dimension ({})", id, state.size(),
+                    shard.dimension());
     sampler_.bind(shard.sample_count());
   }
 
