@@ -11,6 +11,10 @@
 #include "hsgd/core/types.hpp"
 #include "hsgd/core/weighting.hpp"
 
+#include "hsgd/checkpoint/checkpoint.hpp"
+#include "hsgd/checkpoint/format.hpp"
+#include "hsgd/checkpoint/plugin.hpp"
+
 #include "hsgd/data/dataset.hpp"
 #include "hsgd/data/distributions.hpp"
 #include "hsgd/data/generators.hpp"

@@ -4,6 +4,7 @@
 /// its unit and sends the average back to each of them.
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <utility>
@@ -120,6 +121,46 @@ class Server {
   void reset_state(Matrix<Scalar>& states) const {
     check_columns(states, "states");
     for (const Index j : members_) states.col(j).setZero();
+  }
+
+  /// Checkpoint hooks: the stream, the current round's participants and the last average.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_rng(rng_);
+    out.put_indices(participants_);
+    out.put_scalars(model_.data(), static_cast<std::size_t>(model_.size()));
+  }
+  /// Call after set_members with the grouping of the checkpoint. Reads everything before
+  /// changing anything; participants must be members, in member order.
+  template <class Reader>
+  void load_state(Reader& in) {
+    const Rng rng = in.get_rng("a server's stream");
+    const auto members = static_cast<Index>(members_.size());
+    const std::vector<Index> participants =
+        in.get_indices("a server's participants", members, 0, std::numeric_limits<Index>::max());
+    Vector<Scalar> model(model_.size());
+    in.get_scalars(model.data(), static_cast<std::size_t>(model.size()), "a server's model");
+    std::size_t next = 0;  // participants are a subsequence of the members
+    for (const Index worker : participants) {
+      while (next < members_.size() && members_[next] != worker) ++next;
+      if (next == members_.size())
+        in.fail("unit {} of level {} lists worker {} as a participant, but it is not a member (or out of order)", unit_,
+                level_, worker);
+      ++next;
+    }
+    if (participants.empty()) in.fail("unit {} of level {} has no participants", unit_, level_);
+    rng_ = rng;
+    model_ = model;
+    participants_.clear();
+    participant_weights_.clear();
+    participant_weight_ = 0;
+    next = 0;
+    for (const Index worker : participants) {
+      while (members_[next] != worker) ++next;
+      participants_.push_back(worker);
+      participant_weights_.push_back(weights_[next]);
+      participant_weight_ += weights_[next];
+    }
   }
 
   [[nodiscard]] Index level() const { return level_; }

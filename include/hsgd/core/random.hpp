@@ -115,6 +115,24 @@ class Rng {
 
   friend constexpr bool operator==(const Rng&, const Rng&) = default;
 
+  /// Everything that determines the next draws: for checkpoints.
+  struct State {
+    std::uint64_t words[4];
+    double spare;
+    bool has_spare;
+  };
+  [[nodiscard]] constexpr State state() const noexcept {
+    return {{state_[0], state_[1], state_[2], state_[3]}, spare_, has_spare_};
+  }
+  /// The generator in `state` (which must not be all zero: xoshiro never leaves that state).
+  [[nodiscard]] static constexpr Rng from_state(const State& state) noexcept {
+    Rng rng;
+    for (int k = 0; k < 4; ++k) rng.state_[k] = state.words[k];
+    rng.spare_ = state.spare;
+    rng.has_spare_ = state.has_spare;
+    return rng;
+  }
+
  private:
   std::uint64_t state_[4]{};
   double spare_ = 0.0;

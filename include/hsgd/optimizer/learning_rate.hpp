@@ -5,6 +5,8 @@
 #include <cmath>
 #include <concepts>
 
+#include <fmt/format.h>
+
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
@@ -73,6 +75,19 @@ struct StepDecay {
     detail::require(std::isfinite(factor) && factor > 0 && factor <= 1, "'factor' ({}) must be in (0, 1]", factor);
     detail::require(every > 0, "'every' ({}) must be positive", every);
   }
+
+  /// Checkpoint hooks: the rate depends on the step alone (which the Engine saves); the
+  /// parameters are compared on resume.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("decay factor", fmt::format("{}", factor));
+    out.put_setting("decay every", fmt::format("{}", every));
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("decay factor", fmt::format("{}", factor));
+    in.expect("decay every", fmt::format("{}", every));
+  }
 };
 
 /// gamma_t = gamma / sqrt(1 + (t - 1) / time_scale): gamma at the start, decaying like 1/sqrt(t).
@@ -88,6 +103,16 @@ struct InverseSqrtDecay {
   void validate() const {
     detail::require(std::isfinite(time_scale) && time_scale > 0, "'time_scale' ({}) must be finite and positive",
                     time_scale);
+  }
+
+  /// Checkpoint hooks, as StepDecay's.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("decay time scale", fmt::format("{}", time_scale));
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("decay time scale", fmt::format("{}", time_scale));
   }
 };
 

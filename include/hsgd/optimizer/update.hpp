@@ -6,6 +6,8 @@
 #include <concepts>
 #include <type_traits>
 
+#include <fmt/format.h>
+
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
@@ -102,6 +104,21 @@ struct Momentum {
     }
   }
   [[nodiscard]] StateAtAggregation state_at_aggregation() const { return at_aggregation; }
+
+  /// Checkpoint hooks: the buffers live in the Engine; these settings are compared on resume.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("momentum", fmt::format("{}", momentum));
+    out.put_setting("nesterov", fmt::format("{}", nesterov));
+    out.put_setting("momentum at aggregation", fmt::format("{}", static_cast<int>(at_aggregation)));
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("momentum", fmt::format("{}", momentum));
+    in.expect("nesterov", fmt::format("{}", nesterov));
+    in.expect("momentum at aggregation", fmt::format("{}", static_cast<int>(at_aggregation)));
+  }
+
   void validate() const {
     detail::require(std::isfinite(momentum) && momentum >= 0 && momentum < 1, "'momentum' ({}) must be in [0, 1)",
                     momentum);

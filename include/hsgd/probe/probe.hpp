@@ -9,9 +9,13 @@
 #include <numeric>
 #include <ranges>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
@@ -152,6 +156,65 @@ class DivergenceProbe {
 
   /// The last record (also after steps that were not recorded: step, level and counters are current).
   [[nodiscard]] const ProbeRecord& last() const { return record_; }
+
+  // ---- checkpoints (section "probe") ----
+
+  [[nodiscard]] std::string_view checkpoint_name() const { return "probe"; }
+
+  /// The last record (running maxima, counters, the fields of the last measurement) and the
+  /// pending aggregation level; the options and the run's shape are recorded to be compared on
+  /// resume. The subsamples are drawn again from their seed.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    for (const auto& [name, value] : checkpoint_settings()) out.put_setting(name, value);
+    detail::save_record(out, record_);
+    out.put_index(last_level_);
+  }
+  /// Reads and checks everything before changing anything.
+  template <class Reader>
+  void load_state(Reader& in) {
+    auto [record, last_level] = staged_from(in);
+    record_ = std::move(record);
+    last_level_ = last_level;
+  }
+  /// The checks of load_state, changing nothing.
+  template <class Reader>
+  void check_state(Reader& in) const {
+    (void)staged_from(in);
+  }
+
+  /// What a resume must match: the options and the shape of the run.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> checkpoint_settings() const {
+    return {{"probe options", fmt::format("gradient_every {}, model_every {}, subsample {}, subsample_seed {}, "
+                                          "remove_sampling_bias {}, at_group_averages {}",
+                                          options_.gradient_every, options_.model_every, options_.subsample,
+                                          options_.subsample_seed, options_.remove_sampling_bias,
+                                          options_.at_group_averages)},
+            {"probe shape", fmt::format("{} workers, dimension {}, units per level {}", workers_, dimension_, units_)}};
+  }
+
+ private:
+  template <class Reader>
+  std::pair<ProbeRecord, Index> staged_from(Reader& in) const {
+    for (const auto& [name, value] : checkpoint_settings()) in.expect(name, value);
+    const auto levels = static_cast<Index>(units_.size());
+    ProbeRecord loaded = detail::load_record(in, std::max(levels, units_.front()));
+    const auto fits = [&](const auto& values, const auto& ours) {
+      if (values.size() != ours.size()) in.fail("a probe record has {} entries where this probe has {}", values.size(), ours.size());
+    };
+    fits(loaded.gradient_terms, record_.gradient_terms);
+    fits(loaded.model_terms, record_.model_terms);
+    fits(loaded.group_d_down, record_.group_d_down);
+    fits(loaded.group_d_down_at_group_averages, record_.group_d_down_at_group_averages);
+    fits(loaded.group_gradient_norm_squared, record_.group_gradient_norm_squared);
+    fits(loaded.aggregations, record_.aggregations);
+    fits(loaded.level_messages, record_.level_messages);
+    const Index last_level = in.get_index("the pending aggregation level", 0, levels);
+    in.expect_end();
+    return {std::move(loaded), last_level};
+  }
+
+ public:
 
  private:
   // The marker ProbeRecord documents, never a NaN from arithmetic: is_measured tells the two apart.

@@ -3,6 +3,7 @@
 /// What a probe measures, and where it goes: an in-memory table or a CSV file.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -20,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "hsgd/checkpoint/format.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
@@ -94,10 +97,76 @@ struct fmt::formatter<hsgd::detail::CsvCell> : fmt::formatter<std::string_view> 
 
 namespace hsgd {
 
+namespace detail {
+
+/// A probe record in a checkpoint, every field bit for bit.
+template <class Writer>
+void save_record(Writer& out, const ProbeRecord& r) {
+  out.put_index(r.step);
+  out.put_index(r.level);
+  for (const double value : {r.loss, r.gradient_norm_squared, r.d_up, r.d_down, r.d_glob, r.d_down_at_group_averages,
+                             r.c_in, r.c_up, r.c, r.max_d_up, r.max_d_down, r.scalars})
+    out.put_double(value);
+  for (const auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
+                            &r.group_gradient_norm_squared, &r.model_terms})
+    out.put_doubles(*terms);
+  out.put_indices(r.aggregations);
+  out.put_index(r.messages);
+  out.put_indices(r.level_messages);
+}
+
+/// Reads a record written by save_record; `limit` bounds every list (a damaged count cannot make
+/// it allocate without bound).
+template <class Reader>
+ProbeRecord load_record(Reader& in, Index limit) {
+  ProbeRecord r;
+  constexpr Index largest = std::numeric_limits<Index>::max();
+  r.step = in.get_index("a record's step", 0, largest);
+  r.level = in.get_index("a record's level", 0, limit);
+  for (double* value : {&r.loss, &r.gradient_norm_squared, &r.d_up, &r.d_down, &r.d_glob, &r.d_down_at_group_averages,
+                        &r.c_in, &r.c_up, &r.c, &r.max_d_up, &r.max_d_down, &r.scalars})
+    *value = in.get_double("a record's value");
+  for (auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
+                      &r.group_gradient_norm_squared, &r.model_terms})
+    *terms = in.get_doubles("a record's list", limit);
+  r.aggregations = in.get_indices("a record's aggregation counts", limit, 0, largest);
+  r.messages = in.get_index("a record's message count", 0, largest);
+  r.level_messages = in.get_indices("a record's message counts", limit, 0, largest);
+  return r;
+}
+
+}  // namespace detail
+
 /// Keeps every record in memory: for tests and for analysis in the same program.
 struct MemoryRecorder {
   std::vector<ProbeRecord> rows;
   void record(const ProbeRecord& row) { rows.push_back(row); }
+
+  /// Checkpoint hooks: the rows recorded so far (section "memory").
+  [[nodiscard]] std::string_view checkpoint_name() const { return "memory"; }
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_index(static_cast<Index>(rows.size()));
+    for (const auto& row : rows) detail::save_record(out, row);
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    rows = staged_from(in);
+  }
+  template <class Reader>
+  void check_state(Reader& in) const {
+    (void)staged_from(in);
+  }
+
+ private:
+  template <class Reader>
+  static std::vector<ProbeRecord> staged_from(Reader& in) {
+    const Index count = in.get_index("the row count", 0, std::numeric_limits<Index>::max());
+    std::vector<ProbeRecord> loaded;
+    for (Index k = 0; k < count; ++k) loaded.push_back(detail::load_record(in, std::numeric_limits<std::int32_t>::max()));
+    in.expect_end();
+    return loaded;
+  }
 };
 
 /// The mean of `field` over the records that measured it (ProbeRecord::not_measured is skipped),
@@ -193,17 +262,16 @@ class CsvRecorder {
   /// and fixes the per-level columns to `levels` levels (0: as many as the first record has). Bad
   /// arguments throw InvalidArgument before the file is touched, so an existing file survives them.
   CsvRecorder(const std::string& path, std::vector<std::string> tag_names, Index levels = 0)
-      : path_(path), tag_names_(std::move(tag_names)), levels_(checked_levels(levels)) {
-    tag_prefix_.assign(tag_names_.size(), ',');  // empty tag values until set_tags
-    int descriptor = -1;
-    do {
-      descriptor = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    } while (descriptor < 0 && errno == EINTR);
-    const int error = errno;
-    file_ = detail::FileDescriptor(descriptor);
-    if (!file_.valid())
-      detail::fail("'path' ({}) cannot be opened for writing: {}", path, std::generic_category().message(error));
+      : CsvRecorder(path, std::move(tag_names), levels, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC) {}
+
+  /// Opens `path` to continue a run from a checkpoint: the file is kept as it is until
+  /// `load_state` (through load_checkpoint) cuts it back to what the checkpointed run had written,
+  /// dropping the rows a killed run wrote after its checkpoint and any partial last line. Rows are
+  /// refused until then.
+  static CsvRecorder reopen(const std::string& path, std::vector<std::string> tag_names, Index levels = 0) {
+    return CsvRecorder(path, std::move(tag_names), levels, O_RDWR | O_CREAT | O_CLOEXEC);
   }
+
   CsvRecorder(const CsvRecorder&) = delete;
   CsvRecorder& operator=(const CsvRecorder&) = delete;
   CsvRecorder(CsvRecorder&& other) noexcept = default;
@@ -216,6 +284,8 @@ class CsvRecorder {
     header_written_ = other.header_written_;
     torn_ = other.torn_;
     committed_ = other.committed_;
+    crc_ = other.crc_;
+    awaiting_checkpoint_ = other.awaiting_checkpoint_;
     buffer_ = std::move(other.buffer_);
     file_ = std::move(other.file_);  // closes this recorder's own file first
     return *this;
@@ -239,6 +309,10 @@ class CsvRecorder {
   /// columns for or the recorder was moved from or closed.
   void record(const ProbeRecord& row) {
     detail::require(file_.valid(), "the CsvRecorder was moved from or closed: it has no file to write to");
+    if (awaiting_checkpoint_) [[unlikely]]
+      throw InvalidState(fmt::format("the CSV file '{}' was reopened for a resumed run: load the checkpoint before "
+                                     "recording rows",
+                                     path_));
     if (torn_) {
       throw std::system_error(std::make_error_code(std::errc::io_error),
                               fmt::format("the CSV file '{}' ends with a partial row from an earlier failed write "
@@ -280,7 +354,111 @@ class CsvRecorder {
   /// The file being written.
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
+  // ---- checkpoints (section "csv") ----
+
+  [[nodiscard]] std::string_view checkpoint_name() const { return "csv"; }
+
+  /// Makes the rows written so far durable (fdatasync) and records how many bytes they are, their
+  /// CRC-32, the tag names and values and the per-level column count.
+  void save_state(CheckpointWriter& out) const {
+    detail::require(file_.valid(), "the CsvRecorder was moved from or closed: it cannot be checkpointed");
+    if (awaiting_checkpoint_) throw InvalidState(fmt::format("the CSV file '{}' awaits its checkpoint", path_));
+    int result = 0;
+    do {
+      result = ::fdatasync(file_.get());
+    } while (result != 0 && errno == EINTR);
+    if (result != 0 && errno != EINVAL)  // EINVAL: a pipe or a special file, nothing to sync
+      throw std::system_error(errno, std::generic_category(), fmt::format("cannot sync the CSV file '{}'", path_));
+    out.put_setting("tag columns", fmt::format("{}", tag_names_));
+    out.put_u64(static_cast<std::uint64_t>(levels_));
+    out.put_bool(header_written_);
+    out.put_u64(static_cast<std::uint64_t>(committed_));
+    out.put_u64(crc_);
+    out.put_string(tag_prefix_);
+  }
+
+  /// Checks that the file holds what the checkpointed run had written (its first bytes have the
+  /// saved length and CRC-32), changing nothing.
+  void check_state(CheckpointReader& in) const { (void)staged_from(in); }
+
+  /// Cuts the file back to what the checkpointed run had written and continues from there.
+  void load_state(CheckpointReader& in) {
+    const Staged staged = staged_from(in);
+    if (::ftruncate(file_.get(), staged.committed) != 0 || ::lseek(file_.get(), staged.committed, SEEK_SET) != staged.committed)
+      throw std::system_error(errno, std::generic_category(), fmt::format("cannot cut the CSV file '{}' back", path_));
+    levels_ = staged.levels;
+    header_written_ = staged.header_written;
+    committed_ = staged.committed;
+    crc_ = staged.crc;
+    tag_prefix_ = staged.tag_prefix;
+    torn_ = false;
+    awaiting_checkpoint_ = false;
+  }
+
  private:
+  struct Staged {
+    std::size_t levels;
+    bool header_written;
+    ::off_t committed;
+    std::uint32_t crc;
+    std::string tag_prefix;
+  };
+
+  Staged staged_from(CheckpointReader& in) const {
+    detail::require(file_.valid(), "the CsvRecorder was moved from or closed: it cannot resume");
+    in.expect("tag columns", fmt::format("{}", tag_names_));
+    Staged staged{};
+    staged.levels = static_cast<std::size_t>(in.get_u64("the per-level column count"));
+    if (levels_ != 0 && staged.levels != levels_)
+      in.fail("the CSV had {} per-level columns, this recorder has {}", staged.levels, levels_);
+    staged.header_written = in.get_bool("whether the header was written");
+    staged.committed = static_cast<::off_t>(in.get_u64("the CSV's length"));
+    staged.crc = static_cast<std::uint32_t>(in.get_u64("the CSV's CRC-32"));
+    staged.tag_prefix = in.get_string("the tag values");
+    in.expect_end();
+    check_prefix(in, staged);
+    return staged;
+  }
+
+  /// The file's first `committed` bytes must be the ones the checkpointed run wrote.
+  void check_prefix(CheckpointReader& in, const Staged& staged) const {
+    struct ::stat status {};
+    if (::fstat(file_.get(), &status) != 0 || status.st_size < staged.committed)
+      in.fail("the CSV file '{}' has {} bytes, fewer than the {} the checkpointed run had written: it is not that "
+              "run's file",
+              path_, status.st_size, staged.committed);
+    std::uint32_t crc = 0;
+    char chunk[1 << 16];
+    for (::off_t offset = 0; offset < staged.committed;) {
+      const auto wanted = static_cast<std::size_t>(std::min<::off_t>(sizeof chunk, staged.committed - offset));
+      const ::ssize_t got = ::pread(file_.get(), chunk, wanted, offset);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) in.fail("the CSV file '{}' cannot be read back", path_);
+      crc = detail::crc32_of(crc, chunk, static_cast<std::size_t>(got));
+      offset += got;
+    }
+    if (crc != staged.crc)
+      in.fail("the first {} bytes of the CSV file '{}' differ from what the checkpointed run wrote: it is not that "
+              "run's file",
+              staged.committed, path_);
+  }
+
+  CsvRecorder(const std::string& path, std::vector<std::string> tag_names, Index levels, int open_flags)
+      : path_(path),
+        tag_names_(std::move(tag_names)),
+        levels_(checked_levels(levels)),
+        awaiting_checkpoint_((open_flags & O_TRUNC) == 0) {
+    tag_prefix_.assign(tag_names_.size(), ',');  // empty tag values until set_tags
+    int descriptor = -1;
+    do {
+      descriptor = ::open(path.c_str(), open_flags, 0666);
+    } while (descriptor < 0 && errno == EINTR);
+    const int error = errno;
+    file_ = detail::FileDescriptor(descriptor);
+    if (!file_.valid())
+      detail::fail("'path' ({}) cannot be opened for writing: {}", path, std::generic_category().message(error));
+  }
+
   static detail::CsvCell cell(double value) { return detail::CsvCell{value}; }
 
   static std::size_t checked_levels(Index levels) {
@@ -331,6 +509,7 @@ class CsvRecorder {
       left -= static_cast<std::size_t>(written);
     }
     committed_ += static_cast<::off_t>(buffer_.size());
+    crc_ = detail::crc32_of(crc_, buffer_.data(), buffer_.size());
   }
 
   /// After a failed write of which `partial` bytes went out: cut the file back to its last whole
@@ -348,7 +527,9 @@ class CsvRecorder {
   std::size_t levels_;
   bool header_written_ = false;
   bool torn_ = false;         // a partial row could not be cut off
+  bool awaiting_checkpoint_;  // reopened for a resume: no rows until load_state
   ::off_t committed_ = 0;     // bytes of whole lines written so far
+  std::uint32_t crc_ = 0;     // CRC-32 of those bytes: tells a resume that the file is this run's
   fmt::memory_buffer buffer_;  // the line being written, reused so rows do not allocate
   detail::FileDescriptor file_;
 };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <exception>
+#include <fmt/ranges.h>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -16,6 +17,8 @@
 #include <vector>
 
 #include "hsgd/aggregation/server.hpp"
+#include "hsgd/checkpoint/format.hpp"
+#include "hsgd/checkpoint/plugin.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -382,7 +385,175 @@ class Engine {
   /// gamma_t, the learning rate the schedule gives at step t.
   [[nodiscard]] double learning_rate_at(Index step) const { return rate_.rate(options_.learning_rate, step); }
 
+  // ---- checkpoints ---------------------------------------------------------------------------
+
+  /// The name of the engine's section in a checkpoint (see save_checkpoint).
+  [[nodiscard]] std::string_view checkpoint_name() const { return "engine"; }
+
+  /// Writes everything that decides the rest of the run: the step, every model and optimizer
+  /// state, every worker's stream and sampler, each server's stream, round participants and last
+  /// average, the grouping in force and the grouping stream, the counters, and the plug-ins'
+  /// hooks (see CheckpointablePlugin); first, the configuration a resume must match
+  /// (`checkpoint_settings()`). The last minibatch gradients are not saved: each step overwrites
+  /// them before use. A failed engine is not saved (InvalidState).
+  void save_state(CheckpointWriter& out) const {
+    require_steppable();
+    out.set_scalar_code(CheckpointFormat::scalar_code<Scalar>());
+    for (const auto& [name, value] : checkpoint_settings()) out.put_setting(name, value);
+    out.put_index(step_);
+    out.put_indices(aggregations_);
+    out.put_index(regroupings_);
+    out.put_index(last_round_participants_);
+    out.put_rng(grouping_rng_);
+    out.put_indices(slot_to_worker_);
+    out.reserve(static_cast<std::size_t>(models_.size() + states_.size()) * sizeof(Scalar));
+    out.put_scalars(models_.data(), static_cast<std::size_t>(models_.size()));
+    out.put_scalars(states_.data(), static_cast<std::size_t>(states_.size()));
+    for (const auto& worker : workers_) {
+      out.put_rng(worker.rng());
+      detail::save_plugin(out, worker.sampler());
+    }
+    for (const auto& row : servers_)
+      for (const auto& server : row) server.save_state(out);
+    detail::save_plugin(out, update_);
+    detail::save_plugin(out, rate_);
+    detail::save_plugin(out, grouping_);
+  }
+
+  /// Reads a section written by save_state and checks it against this engine, changing nothing.
+  /// Throws CheckpointError naming the first setting that differs (topology, seed, dimension,
+  /// scalar type, a plug-in's type or parameters, ...) or the value that is impossible.
+  void check_state(CheckpointReader& in) const { (void)staged_from(in); }
+
+  /// Continues the run saved in the section: afterwards the engine steps exactly as the saved
+  /// one would have. The whole section is read and checked first, so on any error the engine is
+  /// left exactly as it was. `options().steps` and `threads` may differ from the saved run's
+  /// (to extend a run, or resume on another machine); results do not depend on either. Loading
+  /// into a failed engine replaces its state, failure included.
+  void load_state(CheckpointReader& in) {
+    Staged staged = staged_from(in);
+    commit(std::move(staged));
+  }
+
+  /// The configuration a checkpoint records and a resume must match, as (name, value) pairs:
+  /// scalar type, dimension, workers, topology, the options that change results, the plug-in
+  /// types, and every shard's sample count.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> checkpoint_settings() const {
+    require_live();
+    std::vector<Index> samples;
+    for (const auto& shard : shards_) samples.push_back(shard.sample_count());
+    std::string topology;
+    for (Index level = 1; level <= topology_.levels(); ++level) {
+      topology += fmt::format("{}level {}: period {}, units {}", level > 1 ? "; " : "", level, topology_.period(level),
+                              topology_.units(level));
+      const auto offsets = topology_.unit_offsets(level);
+      std::vector<Index> sizes;
+      for (std::size_t unit = 0; unit + 1 < offsets.size(); ++unit) sizes.push_back(offsets[unit + 1] - offsets[unit]);
+      topology += fmt::format(" of sizes {}", sizes);
+    }
+    return {{"scalar type", std::string(CheckpointFormat::scalar_name(CheckpointFormat::scalar_code<Scalar>()))},
+            {"dimension", fmt::format("{}", dimension())},
+            {"workers", fmt::format("{}", workers())},
+            {"topology", topology},
+            {"seed", fmt::format("{}", options_.seed)},
+            {"learning rate", fmt::format("{}", options_.learning_rate)},
+            {"weighting", fmt::format("{}", static_cast<int>(options_.weighting))},
+            {"warm-up steps", fmt::format("{}", options_.warmup_steps)},
+            {"warm-up mode", fmt::format("{}", static_cast<int>(options_.warmup_mode))},
+            {"participation", fmt::format("{}", options_.participation)},
+            {"objective", type_name<Objective>()},
+            {"sampler", type_name<SamplerType>()},
+            {"update policy", type_name<UpdateType>()},
+            {"rate schedule", type_name<RateType>()},
+            {"grouping policy", type_name<GroupingType>()},
+            {"shard sample counts", fmt::format("{}", samples)}};
+  }
+
  private:
+  /// A checkpoint's state, read and checked, not yet in force.
+  struct Staged {
+    Staged(UpdateType update_policy, RateType rate_schedule, GroupingType grouping_policy)
+        : update(std::move(update_policy)), rate(std::move(rate_schedule)), grouping(std::move(grouping_policy)) {}
+    Index step = 0;
+    std::vector<Index> aggregations;
+    Index regroupings = 0;
+    Index last_round_participants = 0;
+    Rng grouping_rng;
+    std::vector<Index> slot_to_worker;
+    Matrix<Scalar> models, states;
+    std::vector<Rng> worker_rngs;
+    std::vector<SamplerType> samplers;
+    std::vector<std::vector<ServerType>> servers;
+    UpdateType update;
+    RateType rate;
+    GroupingType grouping;
+  };
+
+  Staged staged_from(CheckpointReader& in) const {
+    require_live();
+    for (const auto& [name, value] : checkpoint_settings()) in.expect(name, value);
+    const Index n = workers();
+    const auto levels = static_cast<std::size_t>(topology_.levels());
+    Staged staged(update_, rate_, grouping_);
+    staged.step = in.get_index("the step", 0, std::numeric_limits<Index>::max());
+    staged.aggregations = in.get_indices("the aggregation counts", topology_.levels(), 0, staged.step);
+    if (staged.aggregations.size() != levels) in.fail("has {} aggregation counts for {} levels", staged.aggregations.size(), levels);
+    staged.regroupings = in.get_index("the regrouping count", 0, staged.step);
+    staged.last_round_participants = in.get_index("the last round's participants", 0, n);
+    staged.grouping_rng = in.get_rng("the grouping stream");
+    staged.slot_to_worker = in.get_indices("the grouping", n, 0, n - 1);
+    if (static_cast<Index>(staged.slot_to_worker.size()) != n) in.fail("its grouping has {} slots for {} workers", staged.slot_to_worker.size(), n);
+    std::vector<char> seen(static_cast<std::size_t>(n), 0);
+    for (const Index worker : staged.slot_to_worker) {
+      if (seen[static_cast<std::size_t>(worker)] != 0) in.fail("its grouping puts worker {} in two slots", worker);
+      seen[static_cast<std::size_t>(worker)] = 1;
+    }
+    staged.models.resize(models_.rows(), models_.cols());
+    in.get_scalars(staged.models.data(), static_cast<std::size_t>(staged.models.size()), "the models");
+    staged.states.resize(states_.rows(), states_.cols());
+    in.get_scalars(staged.states.data(), static_cast<std::size_t>(staged.states.size()), "the optimizer states");
+    staged.worker_rngs.reserve(workers_.size());
+    staged.samplers.reserve(workers_.size());
+    for (const auto& worker : workers_) {
+      staged.worker_rngs.push_back(in.get_rng("a worker's stream"));
+      detail::load_plugin(in, staged.samplers.emplace_back(worker.sampler()));
+    }
+    staged.servers = servers_;
+    apply_grouping(staged.servers, staged.slot_to_worker);
+    for (auto& row : staged.servers)
+      for (auto& server : row) server.load_state(in);
+    detail::load_plugin(in, staged.update);
+    detail::load_plugin(in, staged.rate);
+    detail::load_plugin(in, staged.grouping);
+    in.expect_end();
+    return staged;
+  }
+
+  /// Puts a checked checkpoint in force. The model and state matrices are copied into their
+  /// storage (the workers view it), everything else is moved.
+  void commit(Staged&& staged) {
+    step_ = staged.step;
+    aggregations_ = std::move(staged.aggregations);
+    regroupings_ = staged.regroupings;
+    last_round_participants_ = staged.last_round_participants;
+    grouping_rng_ = staged.grouping_rng;
+    slot_to_worker_ = std::move(staged.slot_to_worker);
+    index_slots(slot_to_worker_);
+    models_ = staged.models;
+    states_ = staged.states;
+    for (std::size_t j = 0; j < workers_.size(); ++j)
+      workers_[j].restore(staged.worker_rngs[j], std::move(staged.samplers[j]));
+    servers_ = std::move(staged.servers);
+    std::fill(active_.begin(), active_.end(), static_cast<char>(partial_participation() ? 0 : 1));
+    if (partial_participation())
+      for (const auto& server : servers_.front())
+        for (const Index j : server.participants()) active_[static_cast<std::size_t>(j)] = 1;
+    update_ = std::move(staged.update);
+    rate_ = std::move(staged.rate);
+    grouping_ = std::move(staged.grouping);
+    failure_.clear();
+  }
+
   static const Options& validated(const Options& options) {
     options.validate();
     return options;
@@ -580,11 +751,16 @@ class Engine {
       throw;
     }
     slot_to_worker_.swap(slot_scratch_);
+    apply_grouping(servers_, slot_to_worker_);
+  }
+
+  /// Tells every server who its members are under the grouping `slot_to_worker`.
+  void apply_grouping(std::vector<std::vector<ServerType>>& servers, std::span<const Index> slot_to_worker) const {
     for (Index level = 1; level <= topology_.levels(); ++level) {
       const auto offsets = topology_.unit_offsets(level);
-      auto& row = servers_[static_cast<std::size_t>(level - 1)];
+      auto& row = servers[static_cast<std::size_t>(level - 1)];
       for (std::size_t unit = 0; unit < row.size(); ++unit) {
-        const std::span<const Index> members(slot_to_worker_.data() + offsets[unit],
+        const std::span<const Index> members(slot_to_worker.data() + offsets[unit],
                                              static_cast<std::size_t>(offsets[unit + 1] - offsets[unit]));
         row[unit].set_members(members, raw_weights_);
       }

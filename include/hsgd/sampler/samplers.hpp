@@ -3,9 +3,12 @@
 /// Samplers choose which of a worker's samples enter each minibatch.
 
 #include <concepts>
+#include <utility>
 #include <numeric>
 #include <span>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
@@ -73,6 +76,17 @@ class UniformSampler {
 
   [[nodiscard]] Index batch_size() const { return batch_size_; }
 
+  /// Checkpoint hooks: all it draws comes from the worker's stream, so only the batch size is
+  /// recorded, to be compared on resume.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("sampler batch size", fmt::format("{}", batch_size_));
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("sampler batch size", fmt::format("{}", batch_size_));
+  }
+
  private:
   Index batch_size_;
   Index sample_count_ = 0;
@@ -111,6 +125,31 @@ class ShuffledSampler {
 
   [[nodiscard]] Index batch_size() const { return batch_size_; }
 
+  /// Checkpoint hooks: the epoch's order and the position in it (and the batch size, compared).
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("sampler batch size", fmt::format("{}", batch_size_));
+    out.put_index(position_);
+    out.put_indices(order_);
+  }
+  /// Leaves the sampler as it was if the saved order is not a permutation of this shard's samples.
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("sampler batch size", fmt::format("{}", batch_size_));
+    const auto samples = static_cast<Index>(order_.size());
+    const Index position = in.get_index("the sampler's position", 0, samples);
+    std::vector<Index> order = in.get_indices("the sampler's epoch order", samples, 0, samples - 1);
+    if (static_cast<Index>(order.size()) != samples)
+      in.fail("a sampler's epoch order has {} samples, this worker's shard {}", order.size(), samples);
+    std::vector<char> seen(order.size(), 0);
+    for (const Index k : order) {
+      if (seen[static_cast<std::size_t>(k)] != 0) in.fail("a sampler's epoch order lists sample {} twice", k);
+      seen[static_cast<std::size_t>(k)] = 1;
+    }
+    position_ = position;
+    order_ = std::move(order);
+  }
+
  private:
   Index batch_size_;
   Index position_ = 0;
@@ -120,6 +159,9 @@ class ShuffledSampler {
 /// Every sample in every step: deterministic full gradients (draws nothing from the stream).
 class FullBatchSampler {
  public:
+  /// Its list of indices is rebuilt by bind: nothing for a checkpoint to save.
+  static constexpr bool checkpoint_stateless = true;
+
   void bind(Index sample_count) {
     detail::require(sample_count > 0, "a shard must hold at least one sample (it holds {})", sample_count);
     all_.resize(static_cast<std::size_t>(sample_count));

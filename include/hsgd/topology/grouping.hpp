@@ -8,6 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -81,6 +84,16 @@ class ExplicitGrouping {
   [[nodiscard]] bool regroups_at_global_aggregation() const { return false; }
   [[nodiscard]] const std::vector<std::vector<Index>>& groups() const { return groups_; }
 
+  /// Checkpoint hooks: the groups are compared on resume.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("groups", fmt::format("{}", groups_));
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("groups", fmt::format("{}", groups_));
+  }
+
  private:
   std::vector<std::vector<Index>> groups_;
 };
@@ -101,6 +114,17 @@ struct RandomGrouping {
     rng.shuffle(slot_to_worker);
   }
   [[nodiscard]] bool regroups_at_global_aggregation() const { return redraw == Redraw::every_global_aggregation; }
+
+  /// Checkpoint hooks: its draws come from the grouping stream, which the Engine saves; the
+  /// redraw setting is compared on resume.
+  template <class Writer>
+  void save_state(Writer& out) const {
+    out.put_setting("redraw", fmt::format("{}", static_cast<int>(redraw)));
+  }
+  template <class Reader>
+  void load_state(Reader& in) {
+    in.expect("redraw", fmt::format("{}", static_cast<int>(redraw)));
+  }
 };
 
 }  // namespace hsgd

@@ -61,6 +61,12 @@ class Worker {
   [[nodiscard]] const Rng& rng() const { return rng_; }
   [[nodiscard]] const SamplerType& sampler() const { return sampler_; }
 
+  /// Puts back a stream and a (bound) sampler saved from this worker: how a checkpoint resumes.
+  void restore(const Rng& rng, SamplerType sampler) {
+    rng_ = rng;
+    sampler_ = std::move(sampler);
+  }
+
  private:
   Index id_;
   const Objective* shard_;

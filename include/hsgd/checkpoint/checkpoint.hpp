@@ -1,0 +1,232 @@
+#pragma once
+/// @file
+/// Saving and resuming runs: save_checkpoint / load_checkpoint over any set of parts (the
+/// Engine, probes, recorders, your own), a Checkpointer observer that saves every K steps and on
+/// SIGINT/SIGTERM, and StopSignals, which turns those signals into a stop at the next step.
+///
+/// A run stopped after step t and resumed from its checkpoint produces the same bits (models,
+/// probe records, CSV bytes) as the run that was never stopped, with any thread count on either
+/// side. See the README's "Checkpoints" section for the format and the guarantees.
+
+#include <atomic>
+#include <csignal>
+#include <concepts>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "hsgd/checkpoint/format.hpp"
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/types.hpp"
+
+namespace hsgd {
+
+namespace checkpoint_requirements {
+
+template <class P>
+concept has_name = requires(const P& p) {
+  { p.checkpoint_name() } -> std::convertible_to<std::string_view>;
+};
+template <class P>
+concept has_part_save = requires(const P& p, CheckpointWriter& out) { p.save_state(out); };
+template <class P>
+concept has_part_load = requires(P& p, CheckpointReader& in) { p.load_state(in); };
+template <class P>
+concept has_check = requires(const P& p, CheckpointReader& in) { p.check_state(in); };
+
+}  // namespace checkpoint_requirements
+
+/// One part of a checkpoint: the Engine, a DivergenceProbe, a MemoryRecorder, a CsvRecorder, or
+/// your own object (say, the results of the earlier runs of a study).
+///
+/// - `std::string_view checkpoint_name() const`: the name of its section, unique in a checkpoint;
+/// - `void save_state(hsgd::CheckpointWriter& out) const`: writes the section;
+/// - `void load_state(hsgd::CheckpointReader& in)`: reads it back; it must read everything and
+///   check it before changing anything, so a failed load leaves the part as it was;
+/// - optional `void check_state(hsgd::CheckpointReader& in) const`: the checks of load_state
+///   without the changes. load_checkpoint checks every part that has it before loading any, so
+///   a checkpoint that one part refuses changes none.
+template <class P>
+concept CheckpointPart = checkpoint_requirements::has_name<P> && checkpoint_requirements::has_part_save<P> &&
+                         checkpoint_requirements::has_part_load<P>;
+
+/// How checkpoints are written.
+struct CheckpointOptions {
+  /// Checkpointer: save after every `every` steps (0: only when a stop signal arrives or
+  /// `save` is called).
+  Index every = 0;
+  /// How many checkpoints to keep: the newest at the path, older ones at path.1, path.2, ...
+  /// (path.1 the most recent of them). 1 keeps only the newest.
+  Index keep = 1;
+  /// fsync the file and its directory, so a checkpoint survives a power cut once saved. Off:
+  /// still atomic against a crash of the program, not of the machine.
+  bool durable = true;
+
+  void validate() const {
+    detail::require(every >= 0, "'every' ({}) must be non-negative (0: only on a signal or on request)", every);
+    detail::require(keep >= 1 && keep <= 1000, "'keep' ({}) must be in [1, 1000]", keep);
+  }
+};
+
+namespace detail {
+
+template <class P>
+consteval bool check_checkpoint_part() {
+  using namespace checkpoint_requirements;
+  static_assert(has_name<P>, "hsgd CheckpointPart: missing `std::string_view checkpoint_name() const`");
+  static_assert(has_part_save<P>, "hsgd CheckpointPart: missing `void save_state(hsgd::CheckpointWriter&) const`");
+  static_assert(has_part_load<P>, "hsgd CheckpointPart: missing `void load_state(hsgd::CheckpointReader&)`");
+  return true;
+}
+
+template <class Part>
+void write_part(CheckpointWriter& out, const Part& part) {
+  out.begin_section(part.checkpoint_name());
+  part.save_state(out);
+  out.end_section();
+}
+
+}  // namespace detail
+
+/// Writes one checkpoint file holding every part, atomically (see write_file_atomically in
+/// format.hpp): `path` is either the previous checkpoint or the new one, never a mix.
+template <class... Parts>
+void save_checkpoint(const std::string& path, const CheckpointOptions& options, const Parts&... parts) {
+  static_assert((detail::check_checkpoint_part<Parts>() && ...));
+  options.validate();
+  CheckpointWriter out;
+  (detail::write_part(out, parts), ...);
+  const std::vector<char> bytes = std::move(out).finish();
+  detail::write_file_atomically(path, bytes, options.durable, static_cast<int>(options.keep));
+}
+
+/// Loads every part from the checkpoint at `path`, each from the section of its name. The file
+/// is read and verified first, then every part with `check_state` checks its section, then the
+/// parts load (those without `check_state` first): a damaged file, or one that any part refuses
+/// (another configuration, say), changes no part, provided at most one part lacks check_state
+/// (hsgd's own parts all have it). Throws CheckpointError naming the problem.
+template <class... Parts>
+void load_checkpoint(const std::string& path, Parts&... parts) {
+  static_assert((detail::check_checkpoint_part<Parts>() && ...));
+  const CheckpointFile file = CheckpointFile::read(path);
+  const auto check = [&](const auto& part) {
+    CheckpointReader in = file.section(part.checkpoint_name());  // also: every section is there
+    if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>>) part.check_state(in);
+  };
+  (check(parts), ...);
+  // Parts that cannot be checked first: if one of them refuses, the checked ones are untouched.
+  const auto load = [&](auto& part, auto checked) {
+    if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>> == decltype(checked)::value) {
+      CheckpointReader in = file.section(part.checkpoint_name());
+      part.load_state(in);
+    }
+  };
+  (load(parts, std::false_type{}), ...);
+  (load(parts, std::true_type{}), ...);
+}
+
+namespace detail {
+/// The stop signal received, or 0. Lock-free, so the handler may set it.
+inline std::atomic<int> stop_signal{0};
+inline std::atomic<bool> stop_signals_installed{false};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+extern "C" inline void hsgd_record_stop_signal(int number) { stop_signal.store(number, std::memory_order_relaxed); }
+}  // namespace detail
+
+/// While alive, SIGINT and SIGTERM (or the signals given) no longer kill the process: they ask
+/// the run to stop at the next step boundary. An observer itself (`engine.run(probe, stop)`) and
+/// what a Checkpointer consults. A second identical signal kills the process as usual (the
+/// handler is one-shot), so a run that does not stop can still be interrupted. The handlers in
+/// place before are restored on destruction. One instance at a time.
+class StopSignals {
+ public:
+  explicit StopSignals(std::vector<int> signals = {SIGINT, SIGTERM}) : signals_(std::move(signals)) {
+    if (detail::stop_signals_installed.exchange(true))
+      throw InvalidState("hsgd::StopSignals: another instance is alive; make one for the program");
+    detail::stop_signal.store(0);
+    previous_.resize(signals_.size());
+    for (std::size_t k = 0; k < signals_.size(); ++k) {
+      struct ::sigaction action {};
+      action.sa_handler = &detail::hsgd_record_stop_signal;
+      sigemptyset(&action.sa_mask);
+      action.sa_flags = SA_RESTART | SA_RESETHAND;
+      if (::sigaction(signals_[k], &action, &previous_[k]) != 0) {
+        restore(k);
+        detail::stop_signals_installed.store(false);
+        detail::fail("'signals': cannot handle signal {}", signals_[k]);
+      }
+    }
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  /// Restores the previous handlers and forgets the request: it belonged to this guard.
+  ~StopSignals() {
+    restore(signals_.size());
+    detail::stop_signal.store(0);
+    detail::stop_signals_installed.store(false);
+  }
+
+  /// The signal that asked to stop (e.g. SIGTERM), or 0.
+  [[nodiscard]] static int received() noexcept { return detail::stop_signal.load(std::memory_order_relaxed); }
+  /// Observer hook: stops the run once a signal has arrived.
+  template <class Run>
+  bool after_step(const Run& /*run*/) const noexcept {
+    return received() != 0;
+  }
+
+ private:
+  void restore(std::size_t count) noexcept {
+    for (std::size_t k = 0; k < count; ++k) ::sigaction(signals_[k], &previous_[k], nullptr);
+  }
+
+  std::vector<int> signals_;
+  std::vector<struct ::sigaction> previous_;
+};
+
+/// An observer that saves a checkpoint of the run and of `parts` every `options.every` steps and
+/// when a stop signal has arrived (see StopSignals), in which case it also stops the run. Pass it
+/// after the observers it saves (`engine.run(probe, checkpointer)`), so their state includes the
+/// step. The file at `path` then always holds a recent, complete checkpoint.
+template <class... Parts>
+class Checkpointer {
+ public:
+  Checkpointer(std::string path, CheckpointOptions options, Parts&... parts)
+      : path_(std::move(path)), options_((options.validate(), options)), parts_(parts...) {
+    detail::require(!path_.empty(), "'path' must name the checkpoint file");
+  }
+
+  template <class Run>
+  bool after_step(const Run& run) {
+    const bool stopping = StopSignals::received() != 0;
+    if (stopping || (options_.every > 0 && run.step_count() % options_.every == 0)) save(run);
+    return stopping;
+  }
+
+  /// Saves now (e.g. at the end of a run).
+  template <class Run>
+  void save(const Run& run) {
+    std::apply([&](const auto&... parts) { save_checkpoint(path_, options_, run, parts...); }, parts_);
+    last_saved_step_ = run.step_count();
+    ++saves_;
+  }
+
+  [[nodiscard]] const std::string& path() const { return path_; }
+  /// The step of the last checkpoint written, and how many were written.
+  [[nodiscard]] Index last_saved_step() const { return last_saved_step_; }
+  [[nodiscard]] Index saves() const { return saves_; }
+
+ private:
+  std::string path_;
+  CheckpointOptions options_;
+  std::tuple<Parts&...> parts_;
+  Index last_saved_step_ = -1;
+  Index saves_ = 0;
+};
+
+}  // namespace hsgd

@@ -1,0 +1,521 @@
+#pragma once
+/// @file
+/// The checkpoint file format: a fixed header, named sections, a CRC-32 over everything, written
+/// atomically. The parts of a run (Engine, probes, recorders, your own) write and read their
+/// sections through CheckpointWriter and CheckpointReader.
+///
+/// Layout (all integers in the writer's byte order, which the header records):
+///
+///   offset  size  field
+///        0     8  magic "HSGDCKPT"
+///        8     4  byte-order mark 0x01020304 as written (reads 0x04030201 on the other order)
+///       12     4  format version (CheckpointFormat::version)
+///       16     4  scalar type of the models: 0 none, 1 float, 2 double, 3 long double
+///       20     4  reserved, 0
+///       24     8  payload size P in bytes
+///       32     P  payload: sections, each a name (u32 length + bytes), a u64 size and that many bytes
+///     32+P     4  CRC-32 (zlib's) of bytes [0, 32 + P)
+///
+/// This framing (magic, mark, version, size, trailing CRC) is the same in every version, so any
+/// reader can tell a damaged file from one written by a newer hsgd.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "hsgd/core/error.hpp"
+#include "hsgd/core/random.hpp"
+#include "hsgd/core/types.hpp"
+
+namespace hsgd {
+
+/// A checkpoint that cannot be used: unreadable, damaged, truncated, of a newer format, or of a
+/// run that differs from the one loading it. The message says which and names what differs.
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Constants of the file format.
+struct CheckpointFormat {
+  static constexpr std::string_view magic{"HSGDCKPT", 8};
+  static constexpr std::uint32_t byte_order_mark = 0x01020304;
+  /// Bumped whenever a section's layout changes; older readers refuse newer files.
+  static constexpr std::uint32_t version = 1;
+  static constexpr std::size_t header_size = 32;
+  static constexpr std::size_t trailer_size = 4;
+
+  /// The header's code for a scalar type (0 for none).
+  template <class Scalar>
+  static constexpr std::uint32_t scalar_code() {
+    if constexpr (std::is_same_v<Scalar, float>) return 1;
+    else if constexpr (std::is_same_v<Scalar, double>) return 2;
+    else if constexpr (std::is_same_v<Scalar, long double>) return 3;
+    else return 0;
+  }
+  static constexpr std::string_view scalar_name(std::uint32_t code) {
+    constexpr std::string_view names[] = {"none", "float", "double", "long double"};
+    return code < 4 ? names[code] : std::string_view("unknown");
+  }
+};
+
+namespace detail {
+
+inline std::uint32_t crc32_of(std::uint32_t crc, const void* data, std::size_t size) {
+  const auto* bytes = static_cast<const Bytef*>(data);
+  while (size > 0) {  // zlib takes a uInt length
+    const auto chunk = static_cast<uInt>(std::min<std::size_t>(size, std::numeric_limits<uInt>::max()));
+    crc = static_cast<std::uint32_t>(::crc32(crc, bytes, chunk));
+    bytes += chunk;
+    size -= chunk;
+  }
+  return crc;
+}
+
+[[noreturn]] inline void throw_system_error(int error, const std::string& what) {
+  throw std::system_error(error, std::generic_category(), what);
+}
+
+/// Writes all of `bytes` to `descriptor`, through EINTR and short writes.
+inline void write_all(int descriptor, std::span<const char> bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ::ssize_t written = ::write(descriptor, bytes.data(), bytes.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) throw_system_error(written < 0 ? errno : EIO, fmt::format("cannot write '{}'", path));
+    bytes = bytes.subspan(static_cast<std::size_t>(written));
+  }
+}
+
+inline void sync_descriptor(int descriptor, const std::string& path) {
+  int result = 0;
+  do {
+    result = ::fsync(descriptor);
+  } while (result != 0 && errno == EINTR);
+  if (result != 0) throw_system_error(errno, fmt::format("cannot fsync '{}'", path));
+}
+
+inline std::string directory_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Makes a rename in `directory` durable.
+inline void sync_directory(const std::string& directory) {
+  const int descriptor = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (descriptor < 0) throw_system_error(errno, fmt::format("cannot open the directory '{}' to fsync it", directory));
+  int result = 0;
+  do {
+    result = ::fsync(descriptor);
+  } while (result != 0 && errno == EINTR);
+  const int error = errno;
+  ::close(descriptor);
+  if (result != 0 && error != EINVAL) throw_system_error(error, fmt::format("cannot fsync the directory '{}'", directory));
+}
+
+/// `path.k`: the k-th older checkpoint kept by the rotation.
+inline std::string rotated_name(const std::string& path, int age) { return fmt::format("{}.{}", path, age); }
+
+/// Keeps `keep` checkpoints: path (newest), path.1, ..., path.(keep-1). `path` stays in place
+/// (path.1 becomes a second name for it), so a crash at any moment leaves a complete newest file.
+inline void rotate(const std::string& path, int keep) {
+  if (keep <= 1 || ::access(path.c_str(), F_OK) != 0) return;
+  for (int age = keep - 1; age >= 2; --age) {
+    const std::string older = rotated_name(path, age - 1);
+    if (::rename(older.c_str(), rotated_name(path, age).c_str()) != 0 && errno != ENOENT)
+      throw_system_error(errno, fmt::format("cannot rotate '{}'", older));
+  }
+  const std::string first = rotated_name(path, 1);
+  ::unlink(first.c_str());
+  if (::link(path.c_str(), first.c_str()) != 0 && ::rename(path.c_str(), first.c_str()) != 0)
+    throw_system_error(errno, fmt::format("cannot keep '{}' as '{}'", path, first));
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, written, fsync'ed
+/// (when `durable`), renamed over `path`, and the directory fsync'ed. Readers of `path` see the
+/// old file or the new one, never a part.
+inline void write_file_atomically(const std::string& path, std::span<const char> bytes, bool durable, int keep) {
+  std::string temporary = path + ".tmp.XXXXXX";
+  const int descriptor = ::mkostemp(temporary.data(), O_CLOEXEC);
+  if (descriptor < 0) throw_system_error(errno, fmt::format("cannot create a temporary file next to '{}'", path));
+  try {
+    write_all(descriptor, bytes, temporary);
+    if (durable) sync_descriptor(descriptor, temporary);
+    if (::close(descriptor) != 0) throw_system_error(errno, fmt::format("cannot close '{}'", temporary));
+  } catch (...) {
+    ::close(descriptor);
+    ::unlink(temporary.c_str());
+    throw;
+  }
+  try {
+    rotate(path, keep);
+    if (::rename(temporary.c_str(), path.c_str()) != 0)
+      throw_system_error(errno, fmt::format("cannot rename '{}' to '{}'", temporary, path));
+  } catch (...) {
+    ::unlink(temporary.c_str());
+    throw;
+  }
+  if (durable) sync_directory(directory_of(path));
+}
+
+inline std::vector<char> read_file(const std::string& path) {
+  const int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (descriptor < 0) throw_system_error(errno, fmt::format("cannot open the checkpoint '{}'", path));
+  std::vector<char> bytes;
+  struct ::stat status {};
+  if (::fstat(descriptor, &status) == 0 && status.st_size > 0) bytes.reserve(static_cast<std::size_t>(status.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ::ssize_t got = ::read(descriptor, chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      const int error = errno;
+      ::close(descriptor);
+      throw_system_error(error, fmt::format("cannot read the checkpoint '{}'", path));
+    }
+    if (got == 0) break;
+    bytes.insert(bytes.end(), chunk, chunk + got);
+  }
+  ::close(descriptor);
+  return bytes;
+}
+
+template <class T>
+void append_raw(std::vector<char>& out, const T& value) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  const auto* bytes = reinterpret_cast<const char*>(&value);
+  out.insert(out.end(), bytes, bytes + sizeof(T));
+}
+
+}  // namespace detail
+
+/// Writes the sections of a checkpoint. A part writes its section with the `put` calls, in an
+/// order its `load_state` reads back. Values are written as they are in memory (the header records
+/// the byte order), so a model is one copy.
+class CheckpointWriter {
+ public:
+  template <class Scalar = void>
+  static CheckpointWriter for_scalar() {
+    CheckpointWriter writer;
+    if constexpr (!std::is_void_v<Scalar>) writer.scalar_code_ = CheckpointFormat::scalar_code<Scalar>();
+    return writer;
+  }
+
+  /// Starts section `name`; sections do not nest.
+  void begin_section(std::string_view name) {
+    if (section_start_ != 0) throw InvalidState(fmt::format("checkpoint section '{}' begun inside another", name));
+    for (const auto& existing : names_) {
+      detail::require(existing != name, "two parts of the checkpoint are named '{}': give each part its own name", name);
+    }
+    names_.emplace_back(name);
+    put_string(name);
+    section_start_ = bytes_.size();
+    detail::append_raw(bytes_, std::uint64_t{0});  // the size, filled in by end_section
+  }
+  void end_section() {
+    const std::uint64_t size = bytes_.size() - section_start_ - sizeof(std::uint64_t);
+    std::memcpy(bytes_.data() + section_start_, &size, sizeof size);
+    section_start_ = 0;
+  }
+
+  void put_u64(std::uint64_t value) { detail::append_raw(bytes_, value); }
+  void put_index(Index value) { detail::append_raw(bytes_, static_cast<std::int64_t>(value)); }
+  void put_double(double value) { detail::append_raw(bytes_, value); }
+  void put_bool(bool value) { bytes_.push_back(value ? 1 : 0); }
+  void put_string(std::string_view text) {
+    detail::append_raw(bytes_, static_cast<std::uint32_t>(text.size()));
+    bytes_.insert(bytes_.end(), text.begin(), text.end());
+  }
+  void put_rng(const Rng& rng) {
+    const Rng::State state = rng.state();
+    for (const auto word : state.words) put_u64(word);
+    put_double(state.spare);
+    put_bool(state.has_spare);
+  }
+  /// A count, then the values.
+  void put_indices(std::span<const Index> values) {
+    put_index(static_cast<Index>(values.size()));
+    for (const Index value : values) put_index(value);
+  }
+  void put_doubles(std::span<const double> values) {
+    put_index(static_cast<Index>(values.size()));
+    for (const double value : values) put_double(value);
+  }
+  /// `count` scalars, raw (the count is the reader's to know).
+  template <Real Scalar>
+  void put_scalars(const Scalar* data, std::size_t count) {
+    const auto* bytes = reinterpret_cast<const char*>(data);
+    bytes_.insert(bytes_.end(), bytes, bytes + count * sizeof(Scalar));
+  }
+  /// A configuration entry that the reader compares with its own (CheckpointReader::expect).
+  void put_setting(std::string_view name, std::string_view value) {
+    put_string(name);
+    put_string(value);
+  }
+
+  /// Room for `bytes` more, so a large model is appended without regrowing.
+  void reserve(std::size_t bytes) { bytes_.reserve(bytes_.size() + bytes); }
+
+  /// The whole file: header, the sections written so far, and the CRC.
+  [[nodiscard]] std::vector<char> finish() && {
+    if (section_start_ != 0) throw InvalidState("a checkpoint section was not ended");
+    std::vector<char> file;
+    file.reserve(CheckpointFormat::header_size + bytes_.size() + CheckpointFormat::trailer_size);
+    file.insert(file.end(), CheckpointFormat::magic.begin(), CheckpointFormat::magic.end());
+    detail::append_raw(file, CheckpointFormat::byte_order_mark);
+    detail::append_raw(file, CheckpointFormat::version);
+    detail::append_raw(file, scalar_code_);
+    detail::append_raw(file, std::uint32_t{0});
+    detail::append_raw(file, static_cast<std::uint64_t>(bytes_.size()));
+    file.insert(file.end(), bytes_.begin(), bytes_.end());
+    detail::append_raw(file, detail::crc32_of(0, file.data(), file.size()));
+    return file;
+  }
+
+  void set_scalar_code(std::uint32_t code) { scalar_code_ = code; }
+  [[nodiscard]] std::uint32_t scalar_code() const { return scalar_code_; }
+
+ private:
+  std::vector<char> bytes_;
+  std::vector<std::string> names_;
+  std::size_t section_start_ = 0;
+  std::uint32_t scalar_code_ = 0;
+};
+
+/// Reads one section of a checkpoint. Every read is bounds-checked: a section that ends early or
+/// holds an impossible value throws CheckpointError naming the section and the value.
+class CheckpointReader {
+ public:
+  CheckpointReader(std::string section, std::span<const char> bytes) : section_(std::move(section)), bytes_(bytes) {}
+
+  std::uint64_t get_u64(std::string_view what) { return get_raw<std::uint64_t>(what); }
+  Index get_index(std::string_view what) { return static_cast<Index>(get_raw<std::int64_t>(what)); }
+  /// An index in [low, high].
+  Index get_index(std::string_view what, Index low, Index high) {
+    const Index value = get_index(what);
+    if (value < low || value > high) fail("{} is {}, outside [{}, {}]", what, value, low, high);
+    return value;
+  }
+  double get_double(std::string_view what) { return get_raw<double>(what); }
+  bool get_bool(std::string_view what) {
+    const auto value = get_raw<char>(what);
+    if (value != 0 && value != 1) fail("{} is not a boolean", what);
+    return value == 1;
+  }
+  std::string get_string(std::string_view what) {
+    const auto size = get_raw<std::uint32_t>(what);
+    const auto bytes = take(size, what);
+    return {bytes.data(), bytes.size()};
+  }
+  Rng get_rng(std::string_view what) {
+    Rng::State state{};
+    for (auto& word : state.words) word = get_u64(what);
+    state.spare = get_double(what);
+    state.has_spare = get_bool(what);
+    if (state.words[0] == 0 && state.words[1] == 0 && state.words[2] == 0 && state.words[3] == 0)
+      fail("{} has the all-zero state, which no stream can reach", what);
+    return Rng::from_state(state);
+  }
+  /// A count (at most `max_count`), then the indices, each in [low, high].
+  std::vector<Index> get_indices(std::string_view what, Index max_count, Index low, Index high) {
+    const Index count = get_count(what, max_count, sizeof(std::int64_t));
+    std::vector<Index> values(static_cast<std::size_t>(count));
+    for (auto& value : values) value = get_index(what, low, high);
+    return values;
+  }
+  std::vector<double> get_doubles(std::string_view what, Index max_count) {
+    const Index count = get_count(what, max_count, sizeof(double));
+    std::vector<double> values(static_cast<std::size_t>(count));
+    for (auto& value : values) value = get_double(what);
+    return values;
+  }
+  template <Real Scalar>
+  void get_scalars(Scalar* out, std::size_t count, std::string_view what) {
+    if (count > std::numeric_limits<std::size_t>::max() / sizeof(Scalar)) fail("{} is too large", what);
+    const auto bytes = take(count * sizeof(Scalar), what);
+    std::memcpy(out, bytes.data(), bytes.size());
+  }
+
+  /// Reads a configuration entry and compares it with this run's: a checkpoint of another run
+  /// is refused here, naming the setting and both values.
+  void expect(std::string_view name, std::string_view ours) {
+    const std::string stored_name = get_string("a setting's name");
+    if (stored_name != name) fail("holds the setting '{}' where '{}' was expected", stored_name, name);
+    const std::string theirs = get_string(name);
+    if (theirs != ours) {
+      throw CheckpointError(fmt::format("the checkpoint is of another run: its {} {} is {}, this run's is {}", section_,
+                                        name, theirs, ours));
+    }
+  }
+
+  /// Every byte read: a section with bytes left over was written by other code.
+  void expect_end() {
+    if (position_ != bytes_.size())
+      fail("has {} bytes left after its last value: it was written by other code", bytes_.size() - position_);
+  }
+
+  [[nodiscard]] const std::string& section() const { return section_; }
+
+  template <class... Args>
+  [[noreturn]] void fail(fmt::format_string<Args...> message, Args&&... args) const {
+    throw CheckpointError(
+        fmt::format("checkpoint section '{}': {}", section_, fmt::format(message, std::forward<Args>(args)...)));
+  }
+
+ private:
+  /// A list's length, at most `max_count` and at most what the rest of the section can hold, so a
+  /// damaged count fails here instead of allocating without bound.
+  Index get_count(std::string_view what, Index max_count, std::size_t item_size) {
+    const Index count = get_index(what, 0, max_count);
+    if (static_cast<std::size_t>(count) > (bytes_.size() - position_) / item_size)
+      fail("{} has {} entries, more than the section holds", what, count);
+    return count;
+  }
+
+  std::span<const char> take(std::size_t size, std::string_view what) {
+    if (size > bytes_.size() - position_) fail("ends before {} ({} bytes needed, {} left)", what, size, bytes_.size() - position_);
+    const auto bytes = bytes_.subspan(position_, size);
+    position_ += size;
+    return bytes;
+  }
+  template <class T>
+  T get_raw(std::string_view what) {
+    const auto bytes = take(sizeof(T), what);
+    T value;
+    std::memcpy(&value, bytes.data(), sizeof(T));
+    return value;
+  }
+
+  std::string section_;
+  std::span<const char> bytes_;
+  std::size_t position_ = 0;
+};
+
+/// A checkpoint read into memory and verified (framing, CRC, version); its sections are then
+/// read by name.
+class CheckpointFile {
+ public:
+  /// Reads and verifies `path`. Throws CheckpointError for a file that is not a checkpoint, is
+  /// truncated or damaged, or was written by a newer hsgd, and std::system_error when it
+  /// cannot be read.
+  static CheckpointFile read(const std::string& path) { return CheckpointFile(path, detail::read_file(path)); }
+
+  CheckpointFile(std::string path, std::vector<char> bytes) : path_(std::move(path)), bytes_(std::move(bytes)) {
+    verify();
+    index_sections();
+  }
+
+  [[nodiscard]] bool has_section(std::string_view name) const {
+    return std::any_of(sections_.begin(), sections_.end(), [&](const auto& section) { return section.name == name; });
+  }
+  /// A reader over section `name`.
+  [[nodiscard]] CheckpointReader section(std::string_view name) const {
+    for (const auto& section : sections_) {
+      if (section.name == name)
+        return CheckpointReader(section.name, std::span<const char>(bytes_).subspan(section.offset, section.size));
+    }
+    std::vector<std::string_view> names;
+    for (const auto& section : sections_) names.emplace_back(section.name);
+    throw CheckpointError(fmt::format("the checkpoint '{}' has no section '{}' (it has: {})", path_, name,
+                                      fmt::join(names, ", ")));
+  }
+  /// The scalar type code of the header (CheckpointFormat::scalar_code).
+  [[nodiscard]] std::uint32_t scalar_code() const { return scalar_code_; }
+  [[nodiscard]] std::uint32_t version() const { return version_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] std::size_t size() const { return bytes_.size(); }
+
+ private:
+  struct Section {
+    std::string name;
+    std::size_t offset;
+    std::size_t size;
+  };
+
+  template <class... Args>
+  [[noreturn]] void fail(fmt::format_string<Args...> message, Args&&... args) const {
+    throw CheckpointError(fmt::format("'{}' {}", path_, fmt::format(message, std::forward<Args>(args)...)));
+  }
+
+  template <class T>
+  T header_field(std::size_t offset) const {
+    T value;
+    std::memcpy(&value, bytes_.data() + offset, sizeof(T));
+    return value;
+  }
+
+  void verify() {
+    const std::size_t minimum = CheckpointFormat::header_size + CheckpointFormat::trailer_size;
+    if (bytes_.size() < CheckpointFormat::magic.size() ||
+        std::string_view(bytes_.data(), CheckpointFormat::magic.size()) != CheckpointFormat::magic)
+      fail("is not an hsgd checkpoint (it does not start with \"HSGDCKPT\")");
+    if (bytes_.size() < minimum) fail("is truncated: {} bytes, fewer than the {}-byte header and checksum", bytes_.size(), minimum);
+    const auto mark = header_field<std::uint32_t>(8);
+    if (mark != CheckpointFormat::byte_order_mark) {
+      if (mark == __builtin_bswap32(CheckpointFormat::byte_order_mark))
+        fail("was written on a machine of the other byte order; hsgd reads checkpoints of its own byte order only");
+      fail("is damaged: its byte-order mark is {:#010x}", mark);
+    }
+    const auto payload = header_field<std::uint64_t>(24);
+    const std::size_t expected = payload <= bytes_.size() ? minimum + payload : 0;
+    if (payload > bytes_.size() || bytes_.size() < expected)
+      fail("is truncated: it has {} bytes but its header announces {}", bytes_.size(), minimum + payload);
+    if (bytes_.size() > expected) fail("has {} bytes after its end: it is damaged", bytes_.size() - expected);
+    const std::size_t checked = bytes_.size() - CheckpointFormat::trailer_size;
+    const auto stored = header_field<std::uint32_t>(checked);
+    const std::uint32_t computed = detail::crc32_of(0, bytes_.data(), checked);
+    if (stored != computed)
+      fail("is damaged: its CRC-32 is {:#010x} but its content gives {:#010x}", stored, computed);
+    version_ = header_field<std::uint32_t>(12);
+    if (version_ > CheckpointFormat::version)
+      fail("has format version {}, newer than this hsgd reads ({}): resume it with the hsgd that wrote it", version_,
+           CheckpointFormat::version);
+    if (version_ == 0) fail("has format version 0, which no hsgd writes");
+    scalar_code_ = header_field<std::uint32_t>(16);
+  }
+
+  void index_sections() {
+    const std::size_t end = bytes_.size() - CheckpointFormat::trailer_size;
+    std::size_t position = CheckpointFormat::header_size;
+    while (position < end) {
+      if (end - position < 4) fail("is damaged: a section name is cut off");
+      const auto name_size = header_field<std::uint32_t>(position);
+      position += 4;
+      if (end - position < name_size + std::size_t{8}) fail("is damaged: a section header is cut off");
+      std::string name(bytes_.data() + position, name_size);
+      position += name_size;
+      const auto size = header_field<std::uint64_t>(position);
+      position += 8;
+      if (size > end - position) fail("is damaged: section '{}' runs past the end", name);
+      sections_.push_back({std::move(name), position, static_cast<std::size_t>(size)});
+      position += static_cast<std::size_t>(size);
+    }
+  }
+
+  std::string path_;
+  std::vector<char> bytes_;
+  std::vector<Section> sections_;
+  std::uint32_t version_ = 0;
+  std::uint32_t scalar_code_ = 0;
+};
+
+}  // namespace hsgd
