@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <limits>
+#include <string_view>
+#include <tuple>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,7 +16,9 @@
 
 #include <hsgd/hsgd.hpp>
 
+#include "checkpointing.hpp"
 #include "cli.hpp"
+#include "problem.hpp"
 
 namespace {
 
@@ -39,6 +44,18 @@ class Progress {
   /// Mean of ||grad f(xbar_t)||^2 over the sampled steps.
   [[nodiscard]] double mean() const { return samples_ > 0 ? sum_ / static_cast<double>(samples_) : 0.0; }
 
+  // Checkpoint part "progress": the running sum, so a resumed run reports the same mean.
+  [[nodiscard]] std::string_view checkpoint_name() const { return "progress"; }
+  void save_state(hsgd::CheckpointWriter& out) const {
+    out.put_double(sum_);
+    out.put_index(samples_);
+  }
+  void load_state(hsgd::CheckpointReader& in) {
+    const double sum = in.get_double("the sum");
+    samples_ = in.get_index("the sample count", 0, std::numeric_limits<hsgd::Index>::max());
+    sum_ = sum;
+  }
+
  private:
   hsgd::Index every_;
   double sum_ = 0;
@@ -48,8 +65,7 @@ class Progress {
 
 struct Row {
   std::string scheme;
-  hsgd::Summary summary;
-  double mean_gradient_norm_squared;
+  double loss, gradient_norm_squared, mean_gradient_norm_squared;
 };
 
 }  // namespace
@@ -67,6 +83,9 @@ int main(int argc, char** argv) try {
   const double learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
   const double heterogeneity = flags.real("heterogeneity", 1.0, "how non-IID the workers' labels are");
   const auto seed = flags.integer("seed", 1, "seed for data and sampling");
+  const auto csv_path = flags.text("csv", "", "write a probe record every 16 steps to this CSV file");
+  const auto threads = flags.integer("threads", 1, "threads per run (results do not depend on it)");
+  const auto checkpoints = example::CheckpointFlags::read(flags);
   if (flags.help_requested()) return 0;
 
   hsgd::B1Data data;
@@ -81,6 +100,7 @@ int main(int argc, char** argv) try {
   options.learning_rate = learning_rate;
   options.steps = steps;
   options.seed = static_cast<std::uint64_t>(seed);
+  options.threads = threads;
 
   const std::vector<std::pair<std::string, hsgd::Topology>> schemes{
       {fmt::format("local SGD, P = I = {}", local_period), hsgd::Topology::local_sgd(workers, local_period)},
@@ -91,23 +111,37 @@ int main(int argc, char** argv) try {
 
   fmt::print("B1: n = {}, N = {}, d = {}, m = {}, batch = {}, gamma = {}, T = {}\n", workers, groups, dimension, samples,
              batch, learning_rate, steps);
+  example::Study study(checkpoints, csv_path, {"scheme"}, 2);
   std::vector<Row> rows;
-  for (const auto& [name, topology] : schemes) {
+  for (std::size_t k = 0; k < schemes.size(); ++k) {
+    const auto& [name, topology] = schemes[k];
+    const auto run = static_cast<hsgd::Index>(k);
     fmt::print("  {}\n", name);
-    hsgd::Engine engine(topology, shards, hsgd::UniformSampler(batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
-                        hsgd::RandomGrouping{});
-    Progress progress(std::max<hsgd::Index>(1, steps / 64), dimension);
-    const hsgd::Summary summary = engine.run(progress);
-    fmt::print("{}\n", summary);
-    rows.push_back({name, summary, progress.mean()});
+    if (!study.finished(run)) {
+      hsgd::Engine engine(topology, shards, hsgd::UniformSampler(batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
+                          hsgd::RandomGrouping{});
+      Progress progress(std::max<hsgd::Index>(1, steps / 64), dimension);
+      if (study.csv() != nullptr) study.csv()->set_tags({name});
+      example::RunRecorder recorder{study.csv(), {}};
+      auto probe = hsgd::make_probe(engine, {.gradient_every = 16, .model_every = 16, .subsample = 32}, recorder);
+      if (!study.run(run, engine, std::tie(progress, probe), progress, probe)) return study.exit_code();
+      const hsgd::Vector<double> average = engine.global_average();
+      const double loss = engine.loss(average);
+      const double gradient_norm_squared = engine.gradient(average).squaredNorm();
+      fmt::print("    f(xbar_T) = {:.6f}, ||grad f(xbar_T)||^2 = {:.4e}\n", loss, gradient_norm_squared);
+      study.finish(run, {loss, gradient_norm_squared, progress.mean()}, engine, std::tie(progress, probe));
+    }
+    const auto& result = study.result(run);
+    rows.push_back({name, result.at(0), result.at(1), result.at(2)});
   }
 
-  fmt::print("\n{:<28} {:>12} {:>20} {:>22} {:>9}\n", "scheme", "f(xbar_T)", "||grad f(xbar_T)||^2",
-             "mean ||grad f(xbar)||^2", "seconds");
+  fmt::print("\n{:<28} {:>12} {:>20} {:>22}\n", "scheme", "f(xbar_T)", "||grad f(xbar_T)||^2",
+             "mean ||grad f(xbar)||^2");
   for (const auto& row : rows) {
-    fmt::print("{:<28} {:>12.6f} {:>20.4e} {:>22.4e} {:>9.3f}\n", row.scheme, row.summary.loss,
-               row.summary.gradient_norm_squared, row.mean_gradient_norm_squared, row.summary.seconds);
+    fmt::print("{:<28} {:>12.6f} {:>20.4e} {:>22.4e}\n", row.scheme, row.loss, row.gradient_norm_squared,
+               row.mean_gradient_norm_squared);
   }
+  if (study.csv() != nullptr) fmt::print("wrote {}\n", csv_path);
   return 0;
 } catch (const std::exception& error) {
   fmt::print(stderr, "demo: {}\n", error.what());

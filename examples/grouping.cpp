@@ -11,6 +11,9 @@
 
 #include <cstdint>
 #include <exception>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -19,6 +22,7 @@
 
 #include <hsgd/hsgd.hpp>
 
+#include "checkpointing.hpp"
 #include "cli.hpp"
 #include "problem.hpp"
 
@@ -26,6 +30,7 @@ namespace {
 
 struct Settings : example::RunFlags {
   example::ProblemFlags problem;
+  example::CheckpointFlags checkpoints;
 };
 
 const std::vector<std::string> grouping_names{"contiguous", "random", "group-iid", "group-noniid"};
@@ -37,9 +42,31 @@ struct Split {
   int points = 0;
 };
 
+/// Each grouping's D_up, D_down and D_glob summed over the shared points of one seed: the state
+/// of the reference run, saved with it in checkpoints.
+struct SharedPoints {
+  std::vector<double> sums = std::vector<double>(3 * grouping_names.size(), 0.0);  // D_up, D_down, D_glob per grouping
+  double points = 0;
+
+  [[nodiscard]] std::string_view checkpoint_name() const { return "shared points"; }
+  void save_state(hsgd::CheckpointWriter& out) const {
+    out.put_doubles(sums);
+    out.put_double(points);
+  }
+  void load_state(hsgd::CheckpointReader& in) {
+    auto loaded = in.get_doubles("the sums", static_cast<hsgd::Index>(sums.size()));
+    const double loaded_points = in.get_double("the points");
+    if (loaded.size() != sums.size()) in.fail("holds {} sums where {} were expected", loaded.size(), sums.size());
+    sums = std::move(loaded);
+    points = loaded_points;
+  }
+};
+
+/// The reference run (local SGD with period G): at its probe points, the divergences of every
+/// grouping at the same xbar_t. Run 0 of the seed; false when a signal stopped it.
 template <class Engines, class Shards>
-void split_at_shared_points(const Settings& s, Engines& engines, const Shards& shards, const hsgd::Vector<double>& start,
-                            std::uint64_t seed, std::vector<Split>& splits) {
+bool split_at_shared_points(const Settings& s, example::Study& study, hsgd::Index run, Engines& engines,
+                            const Shards& shards, const hsgd::Vector<double>& start, std::uint64_t seed) {
   hsgd::Engine reference(hsgd::Topology::local_sgd(s.workers, s.global_period), shards, hsgd::UniformSampler(s.batch),
                          s.options(seed));
   reference.set_model(start);
@@ -47,54 +74,97 @@ void split_at_shared_points(const Settings& s, Engines& engines, const Shards& s
   hsgd::Vector<double> average(dimension);
   hsgd::Matrix<double> gradients(dimension, s.workers);
   hsgd::LevelDecomposition<double> decomposition(std::get<0>(engines).topology(), dimension);
-  reference.run(hsgd::every(s.probe_every, [&](const auto& run) {
-    run.global_average(average);
+  SharedPoints shared;
+  auto measure = hsgd::every(s.probe_every, [&](const auto& at) {
+    at.global_average(average);
     for (hsgd::Index j = 0; j < s.workers; ++j) shards[static_cast<std::size_t>(j)].gradient(average, gradients.col(j));
     std::size_t k = 0;
     std::apply(
         [&](auto&... engine) {
-          ((decomposition.compute(engine, gradients), splits[k].d_down += decomposition.terms()[0],
-            splits[k].d_up += decomposition.terms()[1], splits[k].d_glob += decomposition.total(), ++splits[k].points,
-            ++k),
+          ((decomposition.compute(engine, gradients), shared.sums[3 * k] += decomposition.terms()[1],
+            shared.sums[3 * k + 1] += decomposition.terms()[0], shared.sums[3 * k + 2] += decomposition.total(), ++k),
            ...);
         },
         engines);
-  }));
-}
-
-template <class Engine>
-void run_grouping(const Settings& s, const std::string& name, Engine& engine, const hsgd::Vector<double>& start,
-                  std::uint64_t seed, hsgd::CsvRecorder* csv, Split& split) {
-  engine.set_model(start);
-  if (csv != nullptr) csv->set_tags({name, std::to_string(seed)});
-  example::RunRecorder recorder{csv, {}};
-  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = s.probe_every}, recorder);
-  engine.run(probe);
-  split.run_gradient += hsgd::time_average(recorder.memory.rows, &hsgd::ProbeRecord::gradient_norm_squared);
-  split.run_d_up += hsgd::time_average(recorder.memory.rows, &hsgd::ProbeRecord::d_up);
-  split.run_d_down += hsgd::time_average(recorder.memory.rows, &hsgd::ProbeRecord::d_down);
-}
-
-void run_seed(const Settings& s, std::uint64_t seed, hsgd::CsvRecorder* csv, std::vector<Split>& splits) {
-  const hsgd::Topology topology = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
-  const std::vector<hsgd::Index> group_sizes = example::group_sizes(topology);
-  const auto data = example::make_split(s.problem, group_sizes, s.workers, seed);
-  const auto iid_groups = hsgd::group_iid_layout(data.partition, data.data.labels, s.problem.classes, group_sizes);
-  const auto non_iid_groups = hsgd::group_non_iid_layout(data.partition, data.data.labels, s.problem.classes, group_sizes);
-
-  example::with_objective(s.problem, data, seed, [&](const auto& shards, const hsgd::Vector<double>& start) {
-    const auto make = [&](auto grouping) {
-      return hsgd::Engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed), hsgd::Sgd{}, hsgd::ConstantRate{},
-                          std::move(grouping));
-    };
-    auto engines = std::make_tuple(make(hsgd::ContiguousGrouping{}), make(hsgd::RandomGrouping{}),
-                                   make(hsgd::ExplicitGrouping(iid_groups)), make(hsgd::ExplicitGrouping(non_iid_groups)));
-    split_at_shared_points(s, engines, shards, start, seed, splits);
-    std::size_t k = 0;
-    std::apply([&](auto&... engine) { ((run_grouping(s, grouping_names[k], engine, start, seed, csv, splits[k]), ++k), ...); },
-               engines);
+    shared.points += 1;
   });
+  if (!study.run(run, reference, std::tie(shared), measure)) return false;
+  std::vector<double> numbers = shared.sums;
+  numbers.push_back(shared.points);
+  study.finish(run, std::move(numbers), reference, std::tie(shared));
+  return true;
+}
+
+/// One grouping's own H-SGD run, as run `run` of the study; false when a signal stopped it.
+template <class Engine>
+bool run_grouping(const Settings& s, example::Study& study, hsgd::Index run, const std::string& name, Engine& engine,
+                  const hsgd::Vector<double>& start, std::uint64_t seed) {
+  engine.set_model(start);
+  if (study.csv() != nullptr) study.csv()->set_tags({name, std::to_string(seed)});
+  example::RunRecorder recorder{study.csv(), {}};
+  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = s.probe_every}, recorder);
+  if (!study.run(run, engine, std::tie(probe, recorder.memory), probe)) return false;
+  study.finish(run,
+               {hsgd::time_average(recorder.memory.rows, &hsgd::ProbeRecord::gradient_norm_squared),
+                hsgd::time_average(recorder.memory.rows, &hsgd::ProbeRecord::d_up),
+                hsgd::time_average(recorder.memory.rows, &hsgd::ProbeRecord::d_down)},
+               engine, std::tie(probe, recorder.memory));
+  return true;
+}
+
+/// Adds one seed's results (runs first_run ... first_run + 4) to the splits.
+void accumulate(const example::Study& study, hsgd::Index first_run, std::vector<Split>& splits) {
+  const auto& shared = study.result(first_run);
+  if (shared.size() != 3 * splits.size() + 1) throw std::invalid_argument("the checkpoint's results are not grouping's");
+  for (std::size_t k = 0; k < splits.size(); ++k) {
+    const auto& own = study.result(first_run + 1 + static_cast<hsgd::Index>(k));
+    if (own.size() != 3) throw std::invalid_argument("the checkpoint's results are not grouping's");
+    splits[k].d_up += shared[3 * k];
+    splits[k].d_down += shared[3 * k + 1];
+    splits[k].d_glob += shared[3 * k + 2];
+    splits[k].points += static_cast<int>(shared.back());
+    splits[k].run_gradient += own[0];
+    splits[k].run_d_up += own[1];
+    splits[k].run_d_down += own[2];
+  }
+}
+
+/// One seed: the reference run, then each grouping's run. False when a signal stopped the study.
+bool run_seed(const Settings& s, example::Study& study, std::uint64_t seed, std::vector<Split>& splits) {
+  const auto first_run = static_cast<hsgd::Index>((seed - 1) * (grouping_names.size() + 1));
+  const auto runs = static_cast<hsgd::Index>(grouping_names.size() + 1);
+  bool going = true;
+  if (!study.finished(first_run + runs - 1)) {
+    const hsgd::Topology topology = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
+    const std::vector<hsgd::Index> group_sizes = example::group_sizes(topology);
+    const auto data = example::make_split(s.problem, group_sizes, s.workers, seed);
+    const auto iid_groups = hsgd::group_iid_layout(data.partition, data.data.labels, s.problem.classes, group_sizes);
+    const auto non_iid_groups = hsgd::group_non_iid_layout(data.partition, data.data.labels, s.problem.classes, group_sizes);
+
+    example::with_objective(s.problem, data, seed, [&](const auto& shards, const hsgd::Vector<double>& start) {
+      const auto make = [&](auto grouping) {
+        return hsgd::Engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed), hsgd::Sgd{}, hsgd::ConstantRate{},
+                            std::move(grouping));
+      };
+      auto engines = std::make_tuple(make(hsgd::ContiguousGrouping{}), make(hsgd::RandomGrouping{}),
+                                     make(hsgd::ExplicitGrouping(iid_groups)), make(hsgd::ExplicitGrouping(non_iid_groups)));
+      if (!study.finished(first_run)) going = split_at_shared_points(s, study, first_run, engines, shards, start, seed);
+      hsgd::Index run = first_run + 1;
+      std::apply(
+          [&](auto&... engine) {
+            ((going = going && (study.finished(run) ||
+                                run_grouping(s, study, run, grouping_names[static_cast<std::size_t>(run - first_run - 1)],
+                                             engine, start, seed)),
+              ++run),
+             ...);
+          },
+          engines);
+    });
+  }
+  if (!going) return false;
+  accumulate(study, first_run, splits);
   fmt::print("  seed {} done\n", seed);
+  return true;
 }
 
 void print_table(const Settings& s, const std::vector<Split>& splits) {
@@ -121,15 +191,18 @@ int main(int argc, char** argv) try {
   Settings s{};
   static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, example::RunFlags{});
   s.problem = example::ProblemFlags::read(flags);
+  s.checkpoints = example::CheckpointFlags::read(flags);
   if (flags.help_requested()) return 0;
 
   fmt::print("grouping: n = {}, N = {}, I = {}, G = {}; {} on {} classes, partition {}\n", s.workers, s.groups,
              s.local_period, s.global_period, s.problem.objective, s.problem.classes, s.problem.partition);
-  const auto csv = example::open_csv(s.csv, {"grouping", "seed"}, 2);
+  example::Study study(s.checkpoints, s.csv, {"grouping", "seed"}, 2);
   std::vector<Split> splits(grouping_names.size());
-  for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) run_seed(s, static_cast<std::uint64_t>(seed), csv.get(), splits);
+  for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
+    if (!run_seed(s, study, static_cast<std::uint64_t>(seed), splits)) return study.exit_code();
+  }
   print_table(s, splits);
-  if (csv) fmt::print("wrote {}\n", s.csv);
+  if (study.csv() != nullptr) fmt::print("wrote {}\n", s.csv);
   return 0;
 } catch (const std::exception& error) {
   fmt::print(stderr, "grouping: {}\n", error.what());

@@ -10,12 +10,14 @@
 #include <utility>
 #include <exception>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/core.h>
 
 #include <hsgd/hsgd.hpp>
 
+#include "checkpointing.hpp"
 #include "cli.hpp"
 #include "problem.hpp"
 
@@ -25,6 +27,7 @@ struct Settings : example::RunFlags {
   hsgd::Index regions = 2;
   hsgd::Index middle_period = 8;
   example::ProblemFlags problem;
+  example::CheckpointFlags checkpoints;
 };
 
 /// What the table needs from one run, summed over seeds.
@@ -37,39 +40,69 @@ struct Totals {
   hsgd::Index model_dimension = 0;
 };
 
-template <class Shards>
-void run_one(const Settings& s, const std::string& scheme, const hsgd::Topology& topology, const Shards& shards,
-             const hsgd::Vector<double>& start, std::uint64_t seed, hsgd::CsvRecorder* csv, Totals& totals) {
-  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed), hsgd::Sgd{}, hsgd::ConstantRate{},
-                      hsgd::RandomGrouping{});
-  engine.set_model(start);
-  if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
-  example::RunRecorder recorder{csv, {}};
-  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = 1}, recorder);
-  engine.run(probe);
-
-  const auto& rows = recorder.memory.rows;
-  const auto levels = static_cast<std::size_t>(topology.levels());
-  totals.divergence_terms.resize(levels, 0.0);
-  totals.model_terms.resize(levels, 0.0);
-  totals.gradient_norm_squared += hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared);
-  totals.global_divergence += hsgd::time_average(rows, &hsgd::ProbeRecord::d_glob);
+/// One run's contribution to the totals, as the numbers a checkpoint keeps: mean ||grad f||^2,
+/// mean D_glob, the level count L, L divergence terms, L model terms, L aggregation counts, L
+/// message counts, the messages and the model dimension.
+template <class Engine>
+std::vector<double> run_numbers(const Engine& engine, const std::vector<hsgd::ProbeRecord>& rows) {
+  const auto levels = static_cast<std::size_t>(engine.topology().levels());
+  std::vector<double> numbers{hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared),
+                              hsgd::time_average(rows, &hsgd::ProbeRecord::d_glob), static_cast<double>(levels)};
+  std::vector<double> model_terms;
   for (std::size_t l = 0; l < levels; ++l) {
     double divergence = 0, model = 0;
     int measured = 0;
     for (const auto& row : rows) {
       model += row.model_terms[l] / static_cast<double>(rows.size());
-      if (std::isnan(row.gradient_terms[l])) continue;
+      if (!hsgd::is_measured(row.gradient_terms[l])) continue;
       divergence += row.gradient_terms[l];
       ++measured;
     }
-    totals.divergence_terms[l] += divergence / measured;
-    totals.model_terms[l] += model;
+    numbers.push_back(divergence / measured);
+    model_terms.push_back(model);
   }
-  totals.aggregations = rows.back().aggregations;
-  totals.level_messages = rows.back().level_messages;
-  totals.messages = rows.back().messages;
-  totals.model_dimension = engine.dimension();
+  numbers.insert(numbers.end(), model_terms.begin(), model_terms.end());
+  for (const auto count : rows.back().aggregations) numbers.push_back(static_cast<double>(count));
+  for (const auto count : rows.back().level_messages) numbers.push_back(static_cast<double>(count));
+  numbers.push_back(static_cast<double>(rows.back().messages));
+  numbers.push_back(static_cast<double>(engine.dimension()));
+  return numbers;
+}
+
+/// Adds a run's numbers (run_numbers) to the scheme's totals.
+void accumulate(const std::vector<double>& numbers, Totals& totals) {
+  const auto levels = static_cast<std::size_t>(numbers.at(2));
+  if (numbers.size() != 5 + 4 * levels) throw std::invalid_argument("the checkpoint's results are not multilevel's");
+  const auto at = [&](std::size_t block, std::size_t l) { return numbers[3 + block * levels + l]; };
+  totals.divergence_terms.resize(levels, 0.0);
+  totals.model_terms.resize(levels, 0.0);
+  totals.aggregations.assign(levels, 0);
+  totals.level_messages.assign(levels, 0);
+  totals.gradient_norm_squared += numbers[0];
+  totals.global_divergence += numbers[1];
+  for (std::size_t l = 0; l < levels; ++l) {
+    totals.divergence_terms[l] += at(0, l);
+    totals.model_terms[l] += at(1, l);
+    totals.aggregations[l] = static_cast<hsgd::Index>(at(2, l));
+    totals.level_messages[l] = static_cast<hsgd::Index>(at(3, l));
+  }
+  totals.messages = static_cast<hsgd::Index>(numbers[numbers.size() - 2]);
+  totals.model_dimension = static_cast<hsgd::Index>(numbers.back());
+}
+
+/// Runs one scheme as run `run` of the study; false when a signal stopped it.
+template <class Shards>
+bool run_one(const Settings& s, example::Study& study, hsgd::Index run, const std::string& scheme,
+             const hsgd::Topology& topology, const Shards& shards, const hsgd::Vector<double>& start, std::uint64_t seed) {
+  hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed), hsgd::Sgd{}, hsgd::ConstantRate{},
+                      hsgd::RandomGrouping{});
+  engine.set_model(start);
+  if (study.csv() != nullptr) study.csv()->set_tags({scheme, std::to_string(seed)});
+  example::RunRecorder recorder{study.csv(), {}};
+  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = 1}, recorder);
+  if (!study.run(run, engine, std::tie(probe, recorder.memory), probe)) return false;
+  study.finish(run, run_numbers(engine, recorder.memory.rows), engine, std::tie(probe, recorder.memory));
+  return true;
 }
 
 void print_levels(const Settings& s, const hsgd::Topology& topology, const Totals& totals) {
@@ -105,6 +138,7 @@ int main(int argc, char** argv) try {
   s.regions = flags.integer("regions", 2, "level-2 units (regional servers), dividing N");
   s.middle_period = flags.integer("middle-period", 8, "M, level-2 period");
   s.problem = example::ProblemFlags::read(flags);
+  s.checkpoints = example::CheckpointFlags::read(flags);
   if (flags.help_requested()) return 0;
   if (s.regions <= 0 || s.groups % s.regions != 0) {
     throw std::invalid_argument(fmt::format("'--regions' ({}) must divide '--groups' ({})", s.regions, s.groups));
@@ -125,19 +159,27 @@ int main(int argc, char** argv) try {
              "{} on {} classes, partition {}\n",
              s.workers, s.groups, s.local_period, s.regions, s.middle_period, s.global_period, s.problem.objective,
              s.problem.classes, s.problem.partition);
-  const auto csv = example::open_csv(s.csv, {"scheme", "seed"}, 3);
+  example::Study study(s.checkpoints, s.csv, {"scheme", "seed"}, 3);
   const std::vector<std::pair<std::string, hsgd::Topology>> schemes{
       {"hsgd-3-level", three_level},
       {"hsgd-2-level", two_level},
       {"local-sgd-G", hsgd::Topology::local_sgd(s.workers, s.global_period)}};
   std::vector<Totals> totals(schemes.size());
   for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
-    const auto split = example::make_split(s.problem, group_sizes, s.workers, static_cast<std::uint64_t>(seed));
-    example::with_objective(s.problem, split, static_cast<std::uint64_t>(seed), [&](const auto& shards, const auto& start) {
-      for (std::size_t k = 0; k < schemes.size(); ++k) {
-        run_one(s, schemes[k].first, schemes[k].second, shards, start, static_cast<std::uint64_t>(seed), csv.get(), totals[k]);
-      }
-    });
+    const auto first_run = (seed - 1) * static_cast<hsgd::Index>(schemes.size());
+    bool going = true;
+    if (!study.finished(first_run + static_cast<hsgd::Index>(schemes.size()) - 1)) {
+      const auto split = example::make_split(s.problem, group_sizes, s.workers, static_cast<std::uint64_t>(seed));
+      example::with_objective(s.problem, split, static_cast<std::uint64_t>(seed), [&](const auto& shards, const auto& start) {
+        for (std::size_t k = 0; k < schemes.size() && going; ++k) {
+          const hsgd::Index run = first_run + static_cast<hsgd::Index>(k);
+          if (!study.finished(run))
+            going = run_one(s, study, run, schemes[k].first, schemes[k].second, shards, start, static_cast<std::uint64_t>(seed));
+        }
+      });
+    }
+    if (!going) return study.exit_code();
+    for (std::size_t k = 0; k < schemes.size(); ++k) accumulate(study.result(first_run + static_cast<hsgd::Index>(k)), totals[k]);
     fmt::print("  seed {} done\n", seed);
   }
 
@@ -148,7 +190,7 @@ int main(int argc, char** argv) try {
                static_cast<double>(totals[k].messages) * static_cast<double>(totals[k].model_dimension));
   }
   print_levels(s, three_level, totals[0]);
-  if (csv) fmt::print("wrote {}\n", s.csv);
+  if (study.csv() != nullptr) fmt::print("wrote {}\n", s.csv);
   return 0;
 } catch (const std::exception& error) {
   fmt::print(stderr, "multilevel: {}\n", error.what());

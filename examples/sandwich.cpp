@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <stdexcept>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,7 @@
 
 #include <hsgd/hsgd.hpp>
 
+#include "checkpointing.hpp"
 #include "cli.hpp"
 #include "problem.hpp"
 
@@ -26,6 +29,7 @@ namespace {
 struct Settings : example::RunFlags {
   hsgd::Index threads = 1;
   example::ProblemFlags problem;
+  example::CheckpointFlags checkpoints;
 };
 
 /// One run's outcome.
@@ -51,39 +55,66 @@ double accuracy(const Shards& shards, const hsgd::Vector<double>& x) {
   return correct / total;
 }
 
+/// The outcome as the numbers a checkpoint keeps, and back.
+std::vector<double> numbers(const Outcome& o) {
+  return {o.mean_gradient_norm_squared, o.mean_d_up, o.mean_d_down, o.final_loss, o.final_accuracy,
+          static_cast<double>(o.messages)};
+}
+Outcome outcome_from(const std::vector<double>& v) {
+  if (v.size() != 6) throw std::invalid_argument("the checkpoint's results are not the sandwich's");
+  return {v[0], v[1], v[2], v[3], v[4], static_cast<hsgd::Index>(v[5])};
+}
+
+/// Runs scheme `scheme` of one seed as run `run` of the study; false when a signal stopped it.
 template <class Shards, class Grouping>
-Outcome run_scheme(const Settings& s, const std::string& scheme, const hsgd::Topology& topology, const Shards& shards,
-                   const hsgd::Vector<double>& start, Grouping grouping, std::uint64_t seed, hsgd::CsvRecorder* csv) {
+bool run_scheme(const Settings& s, example::Study& study, hsgd::Index run, const std::string& scheme,
+                const hsgd::Topology& topology, const Shards& shards, const hsgd::Vector<double>& start,
+                Grouping grouping, std::uint64_t seed) {
   hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), s.options(seed, s.threads), hsgd::Sgd{}, hsgd::ConstantRate{},
                       std::move(grouping));
   engine.set_model(start);
-  if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
-  example::RunRecorder recorder{csv, {}};
+  if (study.csv() != nullptr) study.csv()->set_tags({scheme, std::to_string(seed)});
+  example::RunRecorder recorder{study.csv(), {}};
   auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = s.probe_every}, recorder);
-  engine.run(probe);
+  if (!study.run(run, engine, std::tie(probe, recorder.memory), probe)) return false;
 
   const auto& rows = recorder.memory.rows;
   const hsgd::Vector<double> average = engine.global_average();
-  return {hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared),
-          hsgd::time_average(rows, &hsgd::ProbeRecord::d_up),
-          hsgd::time_average(rows, &hsgd::ProbeRecord::d_down),
-          engine.loss(average),
-          accuracy(shards, average),
-          rows.empty() ? 0 : rows.back().messages};
+  const Outcome outcome{hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared),
+                        hsgd::time_average(rows, &hsgd::ProbeRecord::d_up),
+                        hsgd::time_average(rows, &hsgd::ProbeRecord::d_down),
+                        engine.loss(average),
+                        accuracy(shards, average),
+                        rows.empty() ? 0 : rows.back().messages};
+  study.finish(run, numbers(outcome), engine, std::tie(probe, recorder.memory));
+  return true;
 }
 
 /// Runs the five schemes on one seed's problem; outcomes[scheme] gains this seed's outcome.
-void run_seed(const Settings& s, std::uint64_t seed, hsgd::CsvRecorder* csv, std::vector<std::vector<Outcome>>& outcomes) {
+/// False when a signal stopped the study.
+bool run_seed(const Settings& s, example::Study& study, std::uint64_t seed, std::vector<std::vector<Outcome>>& outcomes) {
+  const auto first_run = static_cast<hsgd::Index>((seed - 1) * scheme_names.size());
+  if (study.finished(first_run + static_cast<hsgd::Index>(scheme_names.size()) - 1)) {  // all five: no data needed
+    for (std::size_t k = 0; k < scheme_names.size(); ++k)
+      outcomes[k].push_back(outcome_from(study.result(first_run + static_cast<hsgd::Index>(k))));
+    fmt::print("  seed {:>3}  finished before the checkpoint\n", seed);
+    return true;
+  }
   const hsgd::Topology hierarchy = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
   const std::vector<hsgd::Index> group_sizes = example::group_sizes(hierarchy);
   const example::SplitData split = example::make_split(s.problem, group_sizes, s.workers, seed);
   const auto iid_groups = hsgd::group_iid_layout(split.partition, split.data.labels, s.problem.classes, group_sizes);
   const auto non_iid_groups = hsgd::group_non_iid_layout(split.partition, split.data.labels, s.problem.classes, group_sizes);
 
+  bool going = true;
   example::with_objective(s.problem, split, seed, [&](const auto& shards, const hsgd::Vector<double>& start) {
     const auto run = [&](std::size_t k, const hsgd::Topology& topology, auto grouping) {
+      const hsgd::Index index = first_run + static_cast<hsgd::Index>(k);
+      if (!going) return;
       const auto begin = std::chrono::steady_clock::now();
-      outcomes[k].push_back(run_scheme(s, scheme_names[k], topology, shards, start, grouping, seed, csv));
+      if (!study.finished(index)) going = run_scheme(s, study, index, scheme_names[k], topology, shards, start, grouping, seed);
+      if (!going) return;
+      outcomes[k].push_back(outcome_from(study.result(index)));
       const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - begin;
       fmt::print("  seed {:>3}  {:<18} mean ||grad f(xbar)||^2 = {:.4e}  ({:.1f} s)\n", seed, scheme_names[k],
                  outcomes[k].back().mean_gradient_norm_squared, seconds.count());
@@ -94,6 +125,7 @@ void run_seed(const Settings& s, std::uint64_t seed, hsgd::CsvRecorder* csv, std
     run(3, hierarchy, hsgd::ExplicitGrouping(iid_groups));
     run(4, hierarchy, hsgd::ExplicitGrouping(non_iid_groups));
   });
+  return going;
 }
 
 std::vector<double> field(const std::vector<Outcome>& outcomes, double Outcome::*member) {
@@ -133,17 +165,20 @@ int main(int argc, char** argv) try {
   static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, defaults);
   s.threads = flags.integer("threads", 1, "threads per run (results do not depend on it)");
   s.problem = example::ProblemFlags::read(flags);
+  s.checkpoints = example::CheckpointFlags::read(flags);
   if (flags.help_requested()) return 0;
 
   fmt::print("sandwich: n = {}, N = {}, I = {}, G = {}, gamma = {}, T = {}, batch = {}; {} on {} classes, d = {}, "
              "partition {}\n",
              s.workers, s.groups, s.local_period, s.global_period, s.learning_rate, s.steps, s.batch,
              s.problem.objective, s.problem.classes, s.problem.dimension, s.problem.partition);
-  const auto csv = example::open_csv(s.csv, {"scheme", "seed"}, 2);
+  example::Study study(s.checkpoints, s.csv, {"scheme", "seed"}, 2);
   std::vector<std::vector<Outcome>> outcomes(scheme_names.size());
-  for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) run_seed(s, static_cast<std::uint64_t>(seed), csv.get(), outcomes);
+  for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
+    if (!run_seed(s, study, static_cast<std::uint64_t>(seed), outcomes)) return study.exit_code();
+  }
   print_table(s, outcomes);
-  if (csv) fmt::print("wrote {}\n", s.csv);
+  if (study.csv() != nullptr) fmt::print("wrote {}\n", s.csv);
   return 0;
 } catch (const std::exception& error) {
   fmt::print(stderr, "sandwich: {}\n", error.what());

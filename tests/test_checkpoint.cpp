@@ -66,7 +66,7 @@ template <class... Parts>
 std::vector<char> state_bytes(const Parts&... parts) {
   hsgd::CheckpointWriter out;
   ((out.begin_section(parts.checkpoint_name()), parts.save_state(out), out.end_section()), ...);
-  return std::move(out).finish();
+  return out.finish();
 }
 
 /// Sends the probe's records to memory and to a CSV file.
@@ -536,6 +536,12 @@ TEST_CASE("checkpoint: writes are atomic, leave no temporary file, and keep the 
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) names.push_back(entry.path().filename());
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"run.ckpt", "run.ckpt.1", "run.ckpt.2"});
+  // The permissions of any new file of the process (not the 0600 of a temporary file).
+  const ::mode_t mask = ::umask(022);
+  ::umask(mask);
+  struct ::stat status {};
+  REQUIRE(::stat(path.c_str(), &status) == 0);
+  CHECK((status.st_mode & 0777) == (0666 & ~mask));
   // Newest at the path, then one step older each.
   for (const auto& [name, step] : std::vector<std::pair<std::string, Index>>{{"run.ckpt", 5}, {"run.ckpt.1", 4}, {"run.ckpt.2", 3}}) {
     auto loaded = make_engine();

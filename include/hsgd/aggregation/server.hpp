@@ -4,6 +4,7 @@
 /// its unit and sends the average back to each of them.
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <span>
@@ -130,32 +131,42 @@ class Server {
     out.put_indices(participants_);
     out.put_scalars(model_.data(), static_cast<std::size_t>(model_.size()));
   }
-  /// Call after set_members with the grouping of the checkpoint. Reads everything before
-  /// changing anything; participants must be members, in member order.
+  /// A server's saved state, read and checked (see read_state), not yet in force.
+  struct SavedState {
+    Rng rng;
+    std::vector<Index> participants;
+    std::span<const char> model;  // in the checkpoint's bytes
+  };
+
+  /// Reads what save_state wrote and checks it against `members`, the unit's members under the
+  /// checkpoint's grouping: the participants must be members, in member order. Changes nothing.
   template <class Reader>
-  void load_state(Reader& in) {
-    const Rng rng = in.get_rng("a server's stream");
-    const auto members = static_cast<Index>(members_.size());
-    const std::vector<Index> participants =
-        in.get_indices("a server's participants", members, 0, std::numeric_limits<Index>::max());
-    Vector<Scalar> model(model_.size());
-    in.get_scalars(model.data(), static_cast<std::size_t>(model.size()), "a server's model");
+  SavedState read_state(Reader& in, std::span<const Index> members) const {
+    SavedState saved{in.get_rng("a server's stream"),
+                     in.get_indices("a server's participants", static_cast<Index>(members.size()), 0,
+                                    std::numeric_limits<Index>::max()),
+                     in.template view_scalars<Scalar>(static_cast<std::size_t>(model_.size()), "a server's model")};
+    if (saved.participants.empty()) in.fail("unit {} of level {} has no participants", unit_, level_);
     std::size_t next = 0;  // participants are a subsequence of the members
-    for (const Index worker : participants) {
-      while (next < members_.size() && members_[next] != worker) ++next;
-      if (next == members_.size())
+    for (const Index worker : saved.participants) {
+      while (next < members.size() && members[next] != worker) ++next;
+      if (next == members.size())
         in.fail("unit {} of level {} lists worker {} as a participant, but it is not a member (or out of order)", unit_,
                 level_, worker);
       ++next;
     }
-    if (participants.empty()) in.fail("unit {} of level {} has no participants", unit_, level_);
-    rng_ = rng;
-    model_ = model;
+    return saved;
+  }
+
+  /// Puts a state from read_state in force; call after set_members with the same members.
+  void restore(const SavedState& saved) {
+    rng_ = saved.rng;
+    std::memcpy(model_.data(), saved.model.data(), saved.model.size());
     participants_.clear();
     participant_weights_.clear();
     participant_weight_ = 0;
-    next = 0;
-    for (const Index worker : participants) {
+    std::size_t next = 0;
+    for (const Index worker : saved.participants) {
       while (members_[next] != worker) ++next;
       participants_.push_back(worker);
       participant_weights_.push_back(weights_[next]);

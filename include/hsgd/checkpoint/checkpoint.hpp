@@ -47,7 +47,9 @@ concept has_check = requires(const P& p, CheckpointReader& in) { p.check_state(i
 /// - `std::string_view checkpoint_name() const`: the name of its section, unique in a checkpoint;
 /// - `void save_state(hsgd::CheckpointWriter& out) const`: writes the section;
 /// - `void load_state(hsgd::CheckpointReader& in)`: reads it back; it must read everything and
-///   check it before changing anything, so a failed load leaves the part as it was;
+///   check it before changing anything, so a failed load leaves the part as it was
+///   (load_checkpoint then checks that nothing is left over, so a part may hold another's state
+///   inside its own section by calling that part's hooks);
 /// - optional `void check_state(hsgd::CheckpointReader& in) const`: the checks of load_state
 ///   without the changes. load_checkpoint checks every part that has it before loading any, so
 ///   a checkpoint that one part refuses changes none.
@@ -101,8 +103,9 @@ void save_checkpoint(const std::string& path, const CheckpointOptions& options, 
   options.validate();
   CheckpointWriter out;
   (detail::write_part(out, parts), ...);
-  const std::vector<char> bytes = std::move(out).finish();
-  detail::write_file_atomically(path, bytes, options.durable, static_cast<int>(options.keep));
+  detail::write_file_atomically(
+      path, [&](int descriptor, const std::string& temporary) { out.write(descriptor, temporary); }, options.durable,
+      static_cast<int>(options.keep));
 }
 
 /// Loads every part from the checkpoint at `path`, each from the section of its name. The file
@@ -116,7 +119,10 @@ void load_checkpoint(const std::string& path, Parts&... parts) {
   const CheckpointFile file = CheckpointFile::read(path);
   const auto check = [&](const auto& part) {
     CheckpointReader in = file.section(part.checkpoint_name());  // also: every section is there
-    if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>>) part.check_state(in);
+    if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>>) {
+      part.check_state(in);
+      in.expect_end();
+    }
   };
   (check(parts), ...);
   // Parts that cannot be checked first: if one of them refuses, the checked ones are untouched.
@@ -124,6 +130,7 @@ void load_checkpoint(const std::string& path, Parts&... parts) {
     if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>> == decltype(checked)::value) {
       CheckpointReader in = file.section(part.checkpoint_name());
       part.load_state(in);
+      in.expect_end();
     }
   };
   (load(parts, std::false_type{}), ...);

@@ -20,6 +20,7 @@
 /// reader can tell a damaged file from one written by a newer hsgd.
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -28,8 +29,10 @@
 #include <bit>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -150,15 +153,34 @@ inline void rotate(const std::string& path, int keep) {
     throw_system_error(errno, fmt::format("cannot keep '{}' as '{}'", path, first));
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, written, fsync'ed
-/// (when `durable`), renamed over `path`, and the directory fsync'ed. Readers of `path` see the
-/// old file or the new one, never a part.
-inline void write_file_atomically(const std::string& path, std::span<const char> bytes, bool durable, int keep) {
+/// The process's umask, read without changing it (umask(2) would, racing other threads).
+inline ::mode_t current_umask() {
+  const int descriptor = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  ::mode_t mask = 022;
+  if (descriptor < 0) return mask;
+  char text[4096];
+  const ::ssize_t got = ::read(descriptor, text, sizeof text - 1);
+  ::close(descriptor);
+  if (got <= 0) return mask;
+  text[got] = '\0';
+  if (const char* line = std::strstr(text, "Umask:")) mask = static_cast<::mode_t>(std::strtoul(line + 6, nullptr, 8));
+  return mask;
+}
+
+/// Writes a file atomically: a temporary file in the same directory, filled by
+/// `write_content(descriptor, temporary_path)`, fsync'ed (when `durable`), renamed over `path`
+/// (after the keep-last-k rotation), and the directory fsync'ed. Readers of `path` see the old
+/// file or the new one, never a part.
+template <class WriteContent>
+void write_file_atomically(const std::string& path, WriteContent&& write_content, bool durable, int keep) {
   std::string temporary = path + ".tmp.XXXXXX";
   const int descriptor = ::mkostemp(temporary.data(), O_CLOEXEC);
   if (descriptor < 0) throw_system_error(errno, fmt::format("cannot create a temporary file next to '{}'", path));
   try {
-    write_all(descriptor, bytes, temporary);
+    // mkostemp makes the file 0600; give it the permissions any new file of this process gets.
+    if (::fchmod(descriptor, 0666 & ~current_umask()) != 0)
+      throw_system_error(errno, fmt::format("cannot set the permissions of '{}'", temporary));
+    write_content(descriptor, temporary);
     if (durable) sync_descriptor(descriptor, temporary);
     if (::close(descriptor) != 0) throw_system_error(errno, fmt::format("cannot close '{}'", temporary));
   } catch (...) {
@@ -177,27 +199,45 @@ inline void write_file_atomically(const std::string& path, std::span<const char>
   if (durable) sync_directory(directory_of(path));
 }
 
-inline std::vector<char> read_file(const std::string& path) {
-  const int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (descriptor < 0) throw_system_error(errno, fmt::format("cannot open the checkpoint '{}'", path));
-  std::vector<char> bytes;
-  struct ::stat status {};
-  if (::fstat(descriptor, &status) == 0 && status.st_size > 0) bytes.reserve(static_cast<std::size_t>(status.st_size));
-  char chunk[1 << 16];
-  for (;;) {
-    const ::ssize_t got = ::read(descriptor, chunk, sizeof chunk);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
+/// A file's bytes, mapped read-only and paged in at once (cheaper than reading into a fresh
+/// buffer, whose every page the kernel would have to zero and fault in).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    const int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (descriptor < 0) throw_system_error(errno, fmt::format("cannot open the checkpoint '{}'", path));
+    struct ::stat status {};
+    if (::fstat(descriptor, &status) != 0) {
       const int error = errno;
       ::close(descriptor);
       throw_system_error(error, fmt::format("cannot read the checkpoint '{}'", path));
     }
-    if (got == 0) break;
-    bytes.insert(bytes.end(), chunk, chunk + got);
+    size_ = static_cast<std::size_t>(status.st_size);
+    if (size_ > 0) {
+      void* address = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, descriptor, 0);
+      if (address == MAP_FAILED) {
+        const int error = errno;
+        ::close(descriptor);
+        throw_system_error(error, fmt::format("cannot read the checkpoint '{}'", path));
+      }
+      data_ = static_cast<const char*>(address);
+    }
+    ::close(descriptor);
   }
-  ::close(descriptor);
-  return bytes;
-}
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  MappedFile(MappedFile&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  MappedFile& operator=(MappedFile&&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  }
+  [[nodiscard]] std::span<const char> bytes() const { return {data_, size_}; }
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 template <class T>
 void append_raw(std::vector<char>& out, const T& value) {
@@ -210,40 +250,44 @@ void append_raw(std::vector<char>& out, const T& value) {
 
 /// Writes the sections of a checkpoint. A part writes its section with the `put` calls, in an
 /// order its `load_state` reads back. Values are written as they are in memory (the header records
-/// the byte order), so a model is one copy.
+/// the byte order). Large arrays (`put_scalars` of 64 KiB or more) are not copied: the writer
+/// keeps a view of them, so they must stay unchanged until the writer has written the file (as
+/// in save_checkpoint), and a checkpoint costs little more than writing the models.
 class CheckpointWriter {
  public:
-  template <class Scalar = void>
-  static CheckpointWriter for_scalar() {
-    CheckpointWriter writer;
-    if constexpr (!std::is_void_v<Scalar>) writer.scalar_code_ = CheckpointFormat::scalar_code<Scalar>();
-    return writer;
-  }
-
   /// Starts section `name`; sections do not nest.
   void begin_section(std::string_view name) {
-    if (section_start_ != 0) throw InvalidState(fmt::format("checkpoint section '{}' begun inside another", name));
+    if (in_section_) throw InvalidState(fmt::format("checkpoint section '{}' begun inside another", name));
     for (const auto& existing : names_) {
       detail::require(existing != name, "two parts of the checkpoint are named '{}': give each part its own name", name);
     }
     names_.emplace_back(name);
     put_string(name);
-    section_start_ = bytes_.size();
-    detail::append_raw(bytes_, std::uint64_t{0});  // the size, filled in by end_section
+    in_section_ = true;
+    size_field_ = owned_.size();
+    put_u64(0);  // the size, filled in by end_section
+    section_start_ = size_;
   }
   void end_section() {
-    const std::uint64_t size = bytes_.size() - section_start_ - sizeof(std::uint64_t);
-    std::memcpy(bytes_.data() + section_start_, &size, sizeof size);
-    section_start_ = 0;
+    const std::uint64_t size = size_ - section_start_;
+    std::memcpy(owned_.data() + size_field_, &size, sizeof size);
+    in_section_ = false;
   }
 
-  void put_u64(std::uint64_t value) { detail::append_raw(bytes_, value); }
-  void put_index(Index value) { detail::append_raw(bytes_, static_cast<std::int64_t>(value)); }
-  void put_double(double value) { detail::append_raw(bytes_, value); }
-  void put_bool(bool value) { bytes_.push_back(value ? 1 : 0); }
+  void put_u64(std::uint64_t value) { append(&value, sizeof value); }
+  void put_index(Index value) {
+    const auto wide = static_cast<std::int64_t>(value);
+    append(&wide, sizeof wide);
+  }
+  void put_double(double value) { append(&value, sizeof value); }
+  void put_bool(bool value) {
+    const char byte = value ? 1 : 0;
+    append(&byte, 1);
+  }
   void put_string(std::string_view text) {
-    detail::append_raw(bytes_, static_cast<std::uint32_t>(text.size()));
-    bytes_.insert(bytes_.end(), text.begin(), text.end());
+    const auto length = static_cast<std::uint32_t>(text.size());
+    append(&length, sizeof length);
+    append(text.data(), text.size());
   }
   void put_rng(const Rng& rng) {
     const Rng::State state = rng.state();
@@ -260,11 +304,18 @@ class CheckpointWriter {
     put_index(static_cast<Index>(values.size()));
     for (const double value : values) put_double(value);
   }
-  /// `count` scalars, raw (the count is the reader's to know).
+  /// `count` scalars, raw (the count is the reader's to know). Kept as a view when large.
   template <Real Scalar>
   void put_scalars(const Scalar* data, std::size_t count) {
     const auto* bytes = reinterpret_cast<const char*>(data);
-    bytes_.insert(bytes_.end(), bytes, bytes + count * sizeof(Scalar));
+    const std::size_t size = count * sizeof(Scalar);
+    if (size < view_threshold) {
+      append(bytes, size);
+      return;
+    }
+    cut_owned();
+    segments_.push_back({bytes, size});
+    size_ += size;
   }
   /// A configuration entry that the reader compares with its own (CheckpointReader::expect).
   void put_setting(std::string_view name, std::string_view value) {
@@ -272,32 +323,82 @@ class CheckpointWriter {
     put_string(value);
   }
 
-  /// Room for `bytes` more, so a large model is appended without regrowing.
-  void reserve(std::size_t bytes) { bytes_.reserve(bytes_.size() + bytes); }
+  /// The scalar type of the models, recorded in the header (CheckpointFormat::scalar_code).
+  void set_scalar_code(std::uint32_t code) { scalar_code_ = code; }
 
-  /// The whole file: header, the sections written so far, and the CRC.
-  [[nodiscard]] std::vector<char> finish() && {
-    if (section_start_ != 0) throw InvalidState("a checkpoint section was not ended");
+  /// Hands the whole file, in order, to `sink(const char* data, std::size_t size)`: the header,
+  /// the sections, and the CRC-32 of everything before it.
+  template <class Sink>
+  void emit(Sink&& sink) const {
+    if (in_section_) throw InvalidState("a checkpoint section was not ended");
+    std::vector<char> header;
+    header.insert(header.end(), CheckpointFormat::magic.begin(), CheckpointFormat::magic.end());
+    detail::append_raw(header, CheckpointFormat::byte_order_mark);
+    detail::append_raw(header, CheckpointFormat::version);
+    detail::append_raw(header, scalar_code_);
+    detail::append_raw(header, std::uint32_t{0});
+    detail::append_raw(header, static_cast<std::uint64_t>(size_));
+    std::uint32_t crc = detail::crc32_of(0, header.data(), header.size());
+    sink(header.data(), header.size());
+    const auto piece = [&](const char* data, std::size_t size) {
+      crc = detail::crc32_of(crc, data, size);
+      sink(data, size);
+    };
+    std::size_t owned_offset = 0;
+    for (const auto& segment : segments_) {
+      if (segment.view != nullptr) {
+        piece(segment.view, segment.size);
+      } else {
+        piece(owned_.data() + owned_offset, segment.size);
+        owned_offset += segment.size;
+      }
+    }
+    piece(owned_.data() + owned_offset, owned_.size() - owned_offset);
+    sink(reinterpret_cast<const char*>(&crc), sizeof crc);
+  }
+
+  /// The whole file in memory.
+  [[nodiscard]] std::vector<char> finish() const {
     std::vector<char> file;
-    file.reserve(CheckpointFormat::header_size + bytes_.size() + CheckpointFormat::trailer_size);
-    file.insert(file.end(), CheckpointFormat::magic.begin(), CheckpointFormat::magic.end());
-    detail::append_raw(file, CheckpointFormat::byte_order_mark);
-    detail::append_raw(file, CheckpointFormat::version);
-    detail::append_raw(file, scalar_code_);
-    detail::append_raw(file, std::uint32_t{0});
-    detail::append_raw(file, static_cast<std::uint64_t>(bytes_.size()));
-    file.insert(file.end(), bytes_.begin(), bytes_.end());
-    detail::append_raw(file, detail::crc32_of(0, file.data(), file.size()));
+    file.reserve(CheckpointFormat::header_size + size_ + CheckpointFormat::trailer_size);
+    emit([&](const char* data, std::size_t size) { file.insert(file.end(), data, data + size); });
     return file;
   }
 
-  void set_scalar_code(std::uint32_t code) { scalar_code_ = code; }
-  [[nodiscard]] std::uint32_t scalar_code() const { return scalar_code_; }
+  /// Writes the whole file to `descriptor` (named `path` in errors).
+  void write(int descriptor, const std::string& path) const {
+    emit([&](const char* data, std::size_t size) { detail::write_all(descriptor, {data, size}, path); });
+  }
 
  private:
-  std::vector<char> bytes_;
+  static constexpr std::size_t view_threshold = std::size_t{64} << 10;
+
+  /// A piece of the file: a view of a caller's array, or (view == nullptr) the next `size`
+  /// bytes of owned_.
+  struct Segment {
+    const char* view;
+    std::size_t size;
+  };
+
+  void append(const void* data, std::size_t size) {
+    const auto* bytes = static_cast<const char*>(data);
+    owned_.insert(owned_.end(), bytes, bytes + size);
+    size_ += size;
+  }
+  /// Ends the owned piece before a view.
+  void cut_owned() {
+    segments_.push_back({nullptr, owned_.size() - owned_cut_});
+    owned_cut_ = owned_.size();
+  }
+
+  std::vector<char> owned_;
+  std::vector<Segment> segments_;
+  std::size_t owned_cut_ = 0;  // owned_ bytes already in segments_
+  std::size_t size_ = 0;  // bytes of payload so far, owned and viewed
   std::vector<std::string> names_;
-  std::size_t section_start_ = 0;
+  bool in_section_ = false;
+  std::size_t size_field_ = 0;     // where in owned_ the open section's size goes
+  std::size_t section_start_ = 0;  // payload offset where the open section's content starts
   std::uint32_t scalar_code_ = 0;
 };
 
@@ -350,9 +451,15 @@ class CheckpointReader {
   }
   template <Real Scalar>
   void get_scalars(Scalar* out, std::size_t count, std::string_view what) {
-    if (count > std::numeric_limits<std::size_t>::max() / sizeof(Scalar)) fail("{} is too large", what);
-    const auto bytes = take(count * sizeof(Scalar), what);
+    const auto bytes = view_scalars<Scalar>(count, what);
     std::memcpy(out, bytes.data(), bytes.size());
+  }
+  /// The bytes of `count` scalars, in place in the checkpoint (valid while its CheckpointFile
+  /// lives): how a large model is checked first and copied once, at commit.
+  template <Real Scalar>
+  std::span<const char> view_scalars(std::size_t count, std::string_view what) {
+    if (count > std::numeric_limits<std::size_t>::max() / sizeof(Scalar)) fail("{} is too large", what);
+    return take(count * sizeof(Scalar), what);
   }
 
   /// Reads a configuration entry and compares it with this run's: a checkpoint of another run
@@ -417,12 +524,21 @@ class CheckpointFile {
   /// Reads and verifies `path`. Throws CheckpointError for a file that is not a checkpoint, is
   /// truncated or damaged, or was written by a newer hsgd, and std::system_error when it
   /// cannot be read.
-  static CheckpointFile read(const std::string& path) { return CheckpointFile(path, detail::read_file(path)); }
+  static CheckpointFile read(const std::string& path) { return CheckpointFile(path, detail::MappedFile(path)); }
 
-  CheckpointFile(std::string path, std::vector<char> bytes) : path_(std::move(path)), bytes_(std::move(bytes)) {
+  /// A checkpoint held in memory (CheckpointWriter::finish), named `path` in messages.
+  CheckpointFile(std::string path, std::vector<char> bytes)
+      : path_(std::move(path)), owned_(std::move(bytes)), bytes_(owned_) {
     verify();
     index_sections();
   }
+  CheckpointFile(std::string path, detail::MappedFile mapped)
+      : path_(std::move(path)), mapped_(std::move(mapped)), bytes_(mapped_->bytes()) {
+    verify();
+    index_sections();
+  }
+  CheckpointFile(const CheckpointFile&) = delete;
+  CheckpointFile& operator=(const CheckpointFile&) = delete;
 
   [[nodiscard]] bool has_section(std::string_view name) const {
     return std::any_of(sections_.begin(), sections_.end(), [&](const auto& section) { return section.name == name; });
@@ -431,7 +547,7 @@ class CheckpointFile {
   [[nodiscard]] CheckpointReader section(std::string_view name) const {
     for (const auto& section : sections_) {
       if (section.name == name)
-        return CheckpointReader(section.name, std::span<const char>(bytes_).subspan(section.offset, section.size));
+        return CheckpointReader(section.name, bytes_.subspan(section.offset, section.size));
     }
     std::vector<std::string_view> names;
     for (const auto& section : sections_) names.emplace_back(section.name);
@@ -512,7 +628,9 @@ class CheckpointFile {
   }
 
   std::string path_;
-  std::vector<char> bytes_;
+  std::vector<char> owned_;
+  std::optional<detail::MappedFile> mapped_;
+  std::span<const char> bytes_;  // owned_ or mapped_
   std::vector<Section> sections_;
   std::uint32_t version_ = 0;
   std::uint32_t scalar_code_ = 0;

@@ -210,7 +210,6 @@ class DivergenceProbe {
     fits(loaded.aggregations, record_.aggregations);
     fits(loaded.level_messages, record_.level_messages);
     const Index last_level = in.get_index("the pending aggregation level", 0, levels);
-    in.expect_end();
     return {std::move(loaded), last_level};
   }
 

@@ -164,7 +164,6 @@ struct MemoryRecorder {
     const Index count = in.get_index("the row count", 0, std::numeric_limits<Index>::max());
     std::vector<ProbeRecord> loaded;
     for (Index k = 0; k < count; ++k) loaded.push_back(detail::load_record(in, std::numeric_limits<std::int32_t>::max()));
-    in.expect_end();
     return loaded;
   }
 };
@@ -415,7 +414,6 @@ class CsvRecorder {
     staged.committed = static_cast<::off_t>(in.get_u64("the CSV's length"));
     staged.crc = static_cast<std::uint32_t>(in.get_u64("the CSV's CRC-32"));
     staged.tag_prefix = in.get_string("the tag values");
-    in.expect_end();
     check_prefix(in, staged);
     return staged;
   }

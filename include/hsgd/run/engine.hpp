@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <exception>
 #include <fmt/ranges.h>
@@ -406,7 +407,6 @@ class Engine {
     out.put_index(last_round_participants_);
     out.put_rng(grouping_rng_);
     out.put_indices(slot_to_worker_);
-    out.reserve(static_cast<std::size_t>(models_.size() + states_.size()) * sizeof(Scalar));
     out.put_scalars(models_.data(), static_cast<std::size_t>(models_.size()));
     out.put_scalars(states_.data(), static_cast<std::size_t>(states_.size()));
     for (const auto& worker : workers_) {
@@ -470,7 +470,8 @@ class Engine {
   }
 
  private:
-  /// A checkpoint's state, read and checked, not yet in force.
+  /// A checkpoint's state, read and checked, not yet in force. The large arrays stay in the
+  /// checkpoint's bytes until commit copies them into place.
   struct Staged {
     Staged(UpdateType update_policy, RateType rate_schedule, GroupingType grouping_policy)
         : update(std::move(update_policy)), rate(std::move(rate_schedule)), grouping(std::move(grouping_policy)) {}
@@ -480,10 +481,10 @@ class Engine {
     Index last_round_participants = 0;
     Rng grouping_rng;
     std::vector<Index> slot_to_worker;
-    Matrix<Scalar> models, states;
+    std::span<const char> models, states;
     std::vector<Rng> worker_rngs;
     std::vector<SamplerType> samplers;
-    std::vector<std::vector<ServerType>> servers;
+    std::vector<std::vector<typename ServerType::SavedState>> servers;
     UpdateType update;
     RateType rate;
     GroupingType grouping;
@@ -508,29 +509,31 @@ class Engine {
       if (seen[static_cast<std::size_t>(worker)] != 0) in.fail("its grouping puts worker {} in two slots", worker);
       seen[static_cast<std::size_t>(worker)] = 1;
     }
-    staged.models.resize(models_.rows(), models_.cols());
-    in.get_scalars(staged.models.data(), static_cast<std::size_t>(staged.models.size()), "the models");
-    staged.states.resize(states_.rows(), states_.cols());
-    in.get_scalars(staged.states.data(), static_cast<std::size_t>(staged.states.size()), "the optimizer states");
+    staged.models = in.view_scalars<Scalar>(static_cast<std::size_t>(models_.size()), "the models");
+    staged.states = in.view_scalars<Scalar>(static_cast<std::size_t>(states_.size()), "the optimizer states");
     staged.worker_rngs.reserve(workers_.size());
     staged.samplers.reserve(workers_.size());
     for (const auto& worker : workers_) {
       staged.worker_rngs.push_back(in.get_rng("a worker's stream"));
       detail::load_plugin(in, staged.samplers.emplace_back(worker.sampler()));
     }
-    staged.servers = servers_;
-    apply_grouping(staged.servers, staged.slot_to_worker);
-    for (auto& row : staged.servers)
-      for (auto& server : row) server.load_state(in);
+    for (Index level = 1; level <= topology_.levels(); ++level) {
+      const auto offsets = topology_.unit_offsets(level);
+      auto& row = staged.servers.emplace_back();
+      for (std::size_t unit = 0; unit + 1 < offsets.size(); ++unit) {
+        const std::span<const Index> members(staged.slot_to_worker.data() + offsets[unit],
+                                             static_cast<std::size_t>(offsets[unit + 1] - offsets[unit]));
+        row.push_back(servers_[static_cast<std::size_t>(level - 1)][unit].read_state(in, members));
+      }
+    }
     detail::load_plugin(in, staged.update);
     detail::load_plugin(in, staged.rate);
     detail::load_plugin(in, staged.grouping);
-    in.expect_end();
     return staged;
   }
 
   /// Puts a checked checkpoint in force. The model and state matrices are copied into their
-  /// storage (the workers view it), everything else is moved.
+  /// storage (the workers view it).
   void commit(Staged&& staged) {
     step_ = staged.step;
     aggregations_ = std::move(staged.aggregations);
@@ -539,11 +542,13 @@ class Engine {
     grouping_rng_ = staged.grouping_rng;
     slot_to_worker_ = std::move(staged.slot_to_worker);
     index_slots(slot_to_worker_);
-    models_ = staged.models;
-    states_ = staged.states;
+    apply_grouping(servers_, slot_to_worker_);
+    std::memcpy(models_.data(), staged.models.data(), staged.models.size());
+    if (!staged.states.empty()) std::memcpy(states_.data(), staged.states.data(), staged.states.size());
     for (std::size_t j = 0; j < workers_.size(); ++j)
       workers_[j].restore(staged.worker_rngs[j], std::move(staged.samplers[j]));
-    servers_ = std::move(staged.servers);
+    for (std::size_t level = 0; level < servers_.size(); ++level)
+      for (std::size_t unit = 0; unit < servers_[level].size(); ++unit) servers_[level][unit].restore(staged.servers[level][unit]);
     std::fill(active_.begin(), active_.end(), static_cast<char>(partial_participation() ? 0 : 1));
     if (partial_participation())
       for (const auto& server : servers_.front())
