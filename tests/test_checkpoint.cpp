@@ -58,7 +58,7 @@ template <class Derived>
 bool same_bits(const Eigen::MatrixBase<Derived>& a, const Eigen::MatrixBase<Derived>& b) {
   using Scalar = typename Derived::Scalar;
   return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.derived().data(), b.derived().data(), static_cast<std::size_t>(a.size()) * sizeof(Scalar)) == 0;
+         (a.size() == 0 || std::memcmp(a.derived().data(), b.derived().data(), static_cast<std::size_t>(a.size()) * sizeof(Scalar)) == 0);
 }
 
 /// Every part's saved bytes: equal exactly when the parts' states are equal bit for bit.

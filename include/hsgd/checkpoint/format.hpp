@@ -139,7 +139,8 @@ inline void sync_directory(const std::string& directory) {
 inline std::string rotated_name(const std::string& path, int age) { return fmt::format("{}.{}", path, age); }
 
 /// Keeps `keep` checkpoints: path (newest), path.1, ..., path.(keep-1). `path` stays in place
-/// (path.1 becomes a second name for it), so a crash at any moment leaves a complete newest file.
+/// (path.1 becomes a second name for it), so a crash at any moment leaves a complete newest file;
+/// on a file system without hard links path.1 is made by renaming, and path is briefly absent.
 inline void rotate(const std::string& path, int keep) {
   if (keep <= 1 || ::access(path.c_str(), F_OK) != 0) return;
   for (int age = keep - 1; age >= 2; --age) {
@@ -182,11 +183,15 @@ void write_file_atomically(const std::string& path, WriteContent&& write_content
       throw_system_error(errno, fmt::format("cannot set the permissions of '{}'", temporary));
     write_content(descriptor, temporary);
     if (durable) sync_descriptor(descriptor, temporary);
-    if (::close(descriptor) != 0) throw_system_error(errno, fmt::format("cannot close '{}'", temporary));
   } catch (...) {
     ::close(descriptor);
     ::unlink(temporary.c_str());
     throw;
+  }
+  if (::close(descriptor) != 0) {  // closed even when it fails: never close it twice
+    const int error = errno;
+    ::unlink(temporary.c_str());
+    throw_system_error(error, fmt::format("cannot close '{}'", temporary));
   }
   try {
     rotate(path, keep);
@@ -470,7 +475,7 @@ class CheckpointReader {
     const std::string theirs = get_string(name);
     if (theirs != ours) {
       throw CheckpointError(fmt::format("the checkpoint is of another run: its {} {} is {}, this run's is {}", section_,
-                                        name, theirs, ours));
+                                        name, shortened(theirs), shortened(ours)));
     }
   }
 
@@ -489,6 +494,13 @@ class CheckpointReader {
   }
 
  private:
+  /// A long value (the sample counts of 4096 shards, say) cut short for a message.
+  static std::string shortened(std::string_view value) {
+    constexpr std::size_t limit = 240;
+    return value.size() <= limit ? std::string(value)
+                                 : fmt::format("{}... ({} characters)", value.substr(0, limit), value.size());
+  }
+
   /// A list's length, at most `max_count` and at most what the rest of the section can hold, so a
   /// damaged count fails here instead of allocating without bound.
   Index get_count(std::string_view what, Index max_count, std::size_t item_size) {

@@ -4,10 +4,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <exception>
-#include <fmt/ranges.h>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -16,6 +15,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <fmt/ranges.h>
 
 #include "hsgd/aggregation/server.hpp"
 #include "hsgd/checkpoint/format.hpp"
