@@ -8,6 +8,7 @@
 // and final checkpoint as the example that never stopped. With --checkpoint, SIGINT and SIGTERM
 // stop the example at the next step with a checkpoint written; it exits with 128 + the signal.
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -41,13 +42,24 @@ struct CheckpointFlags {
   }
 };
 
+/// A whole number in [low, high] that a checkpoint kept as a double (a count), checked.
+inline hsgd::Index whole(double value, hsgd::Index low, hsgd::Index high) {
+  if (!(value >= static_cast<double>(low) && value <= static_cast<double>(high)) || value != std::floor(value))
+    throw std::invalid_argument(fmt::format("the checkpoint holds {} where a whole number in [{}, {}] belongs", value, low, high));
+  return static_cast<hsgd::Index>(value);
+}
+
 /// The study's progress, and its CSV file: the part of a checkpoint named "study".
 class Study {
  public:
   /// Opens the CSV file (when `csv_path` is set) for a new study or, with --resume, reads the
   /// checkpoint's progress and cuts the CSV file back to what the checkpointed study had written.
-  Study(CheckpointFlags flags, const std::string& csv_path, std::vector<std::string> tags, hsgd::Index levels)
-      : flags_(std::move(flags)) {
+  /// `flags` are the example's flags: a resume with other values than the checkpointed study's
+  /// (other than the checkpoint flags, --csv and --threads) is refused.
+  Study(const Flags& flags, CheckpointFlags checkpoint_flags, const std::string& csv_path, std::vector<std::string> tags,
+        hsgd::Index levels)
+      : flags_(std::move(checkpoint_flags)),
+        configuration_(flags.configuration({"checkpoint", "checkpoint-every", "keep", "resume", "threads", "csv"})) {
     if (flags_.every < 0) throw std::invalid_argument(fmt::format("'--checkpoint-every' ({}) must be non-negative", flags_.every));
     if (!flags_.checkpoint.empty()) signals_.emplace();
     if (flags_.resume.empty()) {
@@ -89,6 +101,9 @@ class Study {
         [&](auto&... part) {
           hsgd::Checkpointer checkpointer(flags_.checkpoint, options(), part..., *this);
           engine.run(observers..., checkpointer);
+          // A signal that came after the last step's check: save that step before stopping.
+          if (hsgd::StopSignals::received() != 0 && checkpointer.last_saved_step() != engine.step_count())
+            checkpointer.save(engine);
         },
         parts);
     if (hsgd::StopSignals::received() == 0) return true;
@@ -116,6 +131,7 @@ class Study {
 
   [[nodiscard]] std::string_view checkpoint_name() const { return "study"; }
   void save_state(hsgd::CheckpointWriter& out) const {
+    out.put_setting("example flags", configuration_);
     out.put_index(next_run_);
     out.put_bool(in_progress_);
     out.put_index(static_cast<hsgd::Index>(results_.size()));
@@ -140,6 +156,7 @@ class Study {
 
   /// Reads the study's fields, then checks the CSV file's state or (`load_csv`) loads it.
   Staged staged_from(hsgd::CheckpointReader& in, bool load_csv) const {
+    in.expect("example flags", configuration_);
     Staged staged{};
     staged.next_run = in.get_index("the next run", 0, 1 << 20);
     staged.in_progress = in.get_bool("whether a run is under way");
@@ -156,6 +173,7 @@ class Study {
   hsgd::CheckpointOptions options() const { return {.every = flags_.every, .keep = flags_.keep}; }
 
   CheckpointFlags flags_;
+  std::string configuration_;  // the example's flags, compared on resume
   std::unique_ptr<hsgd::CsvRecorder> csv_;
   std::optional<hsgd::StopSignals> signals_;
   hsgd::Index next_run_ = 0;   // the first run not finished

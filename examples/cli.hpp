@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -48,6 +49,16 @@ class Flags {
     return take(name, fallback, help);
   }
 
+  /// Every flag declared so far with its value, except `left_out`: what a checkpoint compares so
+  /// that a resume runs the same study.
+  [[nodiscard]] std::string configuration(const std::set<std::string>& left_out) const {
+    std::string text;
+    for (const auto& [name, value] : values_) {
+      if (!left_out.contains(name)) text += fmt::format("{}--{} {}", text.empty() ? "" : " ", name, value);
+    }
+    return text;
+  }
+
   /// After all flags are declared: prints help and returns true if asked, rejects unknown flags.
   bool help_requested() const {
     for (const auto& [name, value] : given_) {
@@ -65,12 +76,15 @@ class Flags {
     declared_[name] = true;
     help_lines_.push_back(fmt::format("--{:<16} {} (default {})", name, help, fallback));
     const auto found = given_.find(name);
-    return found == given_.end() ? fallback : found->second;
+    const std::string value = found == given_.end() ? fallback : found->second;
+    values_[name] = value;
+    return value;
   }
 
   std::string description_;
   std::map<std::string, std::string> given_;
   std::map<std::string, bool> declared_;
+  std::map<std::string, std::string> values_;  // every declared flag's value
   std::vector<std::string> help_lines_;
   bool help_ = false;
 };

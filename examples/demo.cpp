@@ -111,7 +111,7 @@ int main(int argc, char** argv) try {
 
   fmt::print("B1: n = {}, N = {}, d = {}, m = {}, batch = {}, gamma = {}, T = {}\n", workers, groups, dimension, samples,
              batch, learning_rate, steps);
-  example::Study study(checkpoints, csv_path, {"scheme"}, 2);
+  example::Study study(flags, checkpoints, csv_path, {"scheme"}, 2);
   std::vector<Row> rows;
   for (std::size_t k = 0; k < schemes.size(); ++k) {
     const auto& [name, topology] = schemes[k];

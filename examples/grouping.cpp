@@ -122,7 +122,7 @@ void accumulate(const example::Study& study, hsgd::Index first_run, std::vector<
     splits[k].d_up += shared[3 * k];
     splits[k].d_down += shared[3 * k + 1];
     splits[k].d_glob += shared[3 * k + 2];
-    splits[k].points += static_cast<int>(shared.back());
+    splits[k].points += static_cast<int>(example::whole(shared.back(), 0, 1 << 30));
     splits[k].run_gradient += own[0];
     splits[k].run_d_up += own[1];
     splits[k].run_d_down += own[2];
@@ -196,7 +196,7 @@ int main(int argc, char** argv) try {
 
   fmt::print("grouping: n = {}, N = {}, I = {}, G = {}; {} on {} classes, partition {}\n", s.workers, s.groups,
              s.local_period, s.global_period, s.problem.objective, s.problem.classes, s.problem.partition);
-  example::Study study(s.checkpoints, s.csv, {"grouping", "seed"}, 2);
+  example::Study study(flags, s.checkpoints, s.csv, {"grouping", "seed"}, 2);
   std::vector<Split> splits(grouping_names.size());
   for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
     if (!run_seed(s, study, static_cast<std::uint64_t>(seed), splits)) return study.exit_code();

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <utility>
 #include <exception>
+#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -71,7 +72,7 @@ std::vector<double> run_numbers(const Engine& engine, const std::vector<hsgd::Pr
 
 /// Adds a run's numbers (run_numbers) to the scheme's totals.
 void accumulate(const std::vector<double>& numbers, Totals& totals) {
-  const auto levels = static_cast<std::size_t>(numbers.at(2));
+  const auto levels = static_cast<std::size_t>(example::whole(numbers.at(2), 1, 64));
   if (numbers.size() != 5 + 4 * levels) throw std::invalid_argument("the checkpoint's results are not multilevel's");
   const auto at = [&](std::size_t block, std::size_t l) { return numbers[3 + block * levels + l]; };
   totals.divergence_terms.resize(levels, 0.0);
@@ -83,11 +84,11 @@ void accumulate(const std::vector<double>& numbers, Totals& totals) {
   for (std::size_t l = 0; l < levels; ++l) {
     totals.divergence_terms[l] += at(0, l);
     totals.model_terms[l] += at(1, l);
-    totals.aggregations[l] = static_cast<hsgd::Index>(at(2, l));
-    totals.level_messages[l] = static_cast<hsgd::Index>(at(3, l));
+    totals.aggregations[l] = example::whole(at(2, l), 0, std::numeric_limits<hsgd::Index>::max() / 2);
+    totals.level_messages[l] = example::whole(at(3, l), 0, std::numeric_limits<hsgd::Index>::max() / 2);
   }
-  totals.messages = static_cast<hsgd::Index>(numbers[numbers.size() - 2]);
-  totals.model_dimension = static_cast<hsgd::Index>(numbers.back());
+  totals.messages = example::whole(numbers[numbers.size() - 2], 0, std::numeric_limits<hsgd::Index>::max() / 2);
+  totals.model_dimension = example::whole(numbers.back(), 1, std::numeric_limits<hsgd::Index>::max() / 2);
 }
 
 /// Runs one scheme as run `run` of the study; false when a signal stopped it.
@@ -159,7 +160,7 @@ int main(int argc, char** argv) try {
              "{} on {} classes, partition {}\n",
              s.workers, s.groups, s.local_period, s.regions, s.middle_period, s.global_period, s.problem.objective,
              s.problem.classes, s.problem.partition);
-  example::Study study(s.checkpoints, s.csv, {"scheme", "seed"}, 3);
+  example::Study study(flags, s.checkpoints, s.csv, {"scheme", "seed"}, 3);
   const std::vector<std::pair<std::string, hsgd::Topology>> schemes{
       {"hsgd-3-level", three_level},
       {"hsgd-2-level", two_level},

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 #include <tuple>
 #include <string>
@@ -62,7 +63,7 @@ std::vector<double> numbers(const Outcome& o) {
 }
 Outcome outcome_from(const std::vector<double>& v) {
   if (v.size() != 6) throw std::invalid_argument("the checkpoint's results are not the sandwich's");
-  return {v[0], v[1], v[2], v[3], v[4], static_cast<hsgd::Index>(v[5])};
+  return {v[0], v[1], v[2], v[3], v[4], example::whole(v[5], 0, std::numeric_limits<hsgd::Index>::max() / 2)};
 }
 
 /// Runs scheme `scheme` of one seed as run `run` of the study; false when a signal stopped it.
@@ -172,7 +173,7 @@ int main(int argc, char** argv) try {
              "partition {}\n",
              s.workers, s.groups, s.local_period, s.global_period, s.learning_rate, s.steps, s.batch,
              s.problem.objective, s.problem.classes, s.problem.dimension, s.problem.partition);
-  example::Study study(s.checkpoints, s.csv, {"scheme", "seed"}, 2);
+  example::Study study(flags, s.checkpoints, s.csv, {"scheme", "seed"}, 2);
   std::vector<std::vector<Outcome>> outcomes(scheme_names.size());
   for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
     if (!run_seed(s, study, static_cast<std::uint64_t>(seed), outcomes)) return study.exit_code();

@@ -42,4 +42,11 @@ fi
 grep -q "resuming from run.ckpt" resumed.out || { echo "signal_resume: the example did not resume" >&2; exit 1; }
 cmp reference.csv run.csv
 cmp reference.ckpt run.ckpt
+# A resume with other flags is refused (it would mix two studies), and leaves the files alone.
+if "$example" "${flags[@]}" --lr 0.0123 --csv run.csv --resume run.ckpt >other.out 2>other.err; then
+  echo "signal_resume: a resume with another --lr was accepted" >&2
+  exit 1
+fi
+grep -q "example flags" other.err || { echo "signal_resume: the refusal does not name the flags" >&2; cat other.err >&2; exit 1; }
+cmp reference.csv run.csv
 echo "signal_resume: SIG$signal, resumed to the same CSV ($(wc -c <run.csv) bytes) and final checkpoint"

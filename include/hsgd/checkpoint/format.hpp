@@ -103,7 +103,10 @@ inline void write_all(int descriptor, std::span<const char> bytes, const std::st
   while (!bytes.empty()) {
     const ::ssize_t written = ::write(descriptor, bytes.data(), bytes.size());
     if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) throw_system_error(written < 0 ? errno : EIO, fmt::format("cannot write '{}'", path));
+    if (written <= 0) {
+      const int error = written < 0 ? errno : EIO;
+      throw_system_error(error, fmt::format("cannot write '{}'", path));
+    }
     bytes = bytes.subspan(static_cast<std::size_t>(written));
   }
 }
@@ -113,7 +116,8 @@ inline void sync_descriptor(int descriptor, const std::string& path) {
   do {
     result = ::fsync(descriptor);
   } while (result != 0 && errno == EINTR);
-  if (result != 0) throw_system_error(errno, fmt::format("cannot fsync '{}'", path));
+  const int error = errno;
+  if (result != 0) throw_system_error(error, fmt::format("cannot fsync '{}'", path));
 }
 
 inline std::string directory_of(const std::string& path) {
@@ -125,7 +129,10 @@ inline std::string directory_of(const std::string& path) {
 /// Makes a rename in `directory` durable.
 inline void sync_directory(const std::string& directory) {
   const int descriptor = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (descriptor < 0) throw_system_error(errno, fmt::format("cannot open the directory '{}' to fsync it", directory));
+  if (descriptor < 0) {
+    const int error = errno;
+    throw_system_error(error, fmt::format("cannot open the directory '{}' to fsync it", directory));
+  }
   int result = 0;
   do {
     result = ::fsync(descriptor);
@@ -145,13 +152,17 @@ inline void rotate(const std::string& path, int keep) {
   if (keep <= 1 || ::access(path.c_str(), F_OK) != 0) return;
   for (int age = keep - 1; age >= 2; --age) {
     const std::string older = rotated_name(path, age - 1);
-    if (::rename(older.c_str(), rotated_name(path, age).c_str()) != 0 && errno != ENOENT)
-      throw_system_error(errno, fmt::format("cannot rotate '{}'", older));
+    if (::rename(older.c_str(), rotated_name(path, age).c_str()) != 0 && errno != ENOENT) {
+      const int error = errno;
+      throw_system_error(error, fmt::format("cannot rotate '{}'", older));
+    }
   }
   const std::string first = rotated_name(path, 1);
   ::unlink(first.c_str());
-  if (::link(path.c_str(), first.c_str()) != 0 && ::rename(path.c_str(), first.c_str()) != 0)
-    throw_system_error(errno, fmt::format("cannot keep '{}' as '{}'", path, first));
+  if (::link(path.c_str(), first.c_str()) != 0 && ::rename(path.c_str(), first.c_str()) != 0) {
+    const int error = errno;
+    throw_system_error(error, fmt::format("cannot keep '{}' as '{}'", path, first));
+  }
 }
 
 /// The process's umask, read without changing it (umask(2) would, racing other threads).
@@ -176,11 +187,16 @@ template <class WriteContent>
 void write_file_atomically(const std::string& path, WriteContent&& write_content, bool durable, int keep) {
   std::string temporary = path + ".tmp.XXXXXX";
   const int descriptor = ::mkostemp(temporary.data(), O_CLOEXEC);
-  if (descriptor < 0) throw_system_error(errno, fmt::format("cannot create a temporary file next to '{}'", path));
+  if (descriptor < 0) {
+    const int error = errno;
+    throw_system_error(error, fmt::format("cannot create a temporary file next to '{}'", path));
+  }
   try {
     // mkostemp makes the file 0600; give it the permissions any new file of this process gets.
-    if (::fchmod(descriptor, 0666 & ~current_umask()) != 0)
-      throw_system_error(errno, fmt::format("cannot set the permissions of '{}'", temporary));
+    if (::fchmod(descriptor, 0666 & ~current_umask()) != 0) {
+      const int error = errno;
+      throw_system_error(error, fmt::format("cannot set the permissions of '{}'", temporary));
+    }
     write_content(descriptor, temporary);
     if (durable) sync_descriptor(descriptor, temporary);
   } catch (...) {
@@ -195,8 +211,10 @@ void write_file_atomically(const std::string& path, WriteContent&& write_content
   }
   try {
     rotate(path, keep);
-    if (::rename(temporary.c_str(), path.c_str()) != 0)
-      throw_system_error(errno, fmt::format("cannot rename '{}' to '{}'", temporary, path));
+    if (::rename(temporary.c_str(), path.c_str()) != 0) {
+      const int error = errno;
+      throw_system_error(error, fmt::format("cannot rename '{}' to '{}'", temporary, path));
+    }
   } catch (...) {
     ::unlink(temporary.c_str());
     throw;
@@ -210,7 +228,10 @@ class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
     const int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (descriptor < 0) throw_system_error(errno, fmt::format("cannot open the checkpoint '{}'", path));
+    if (descriptor < 0) {
+      const int error = errno;
+      throw_system_error(error, fmt::format("cannot open the checkpoint '{}'", path));
+    }
     struct ::stat status {};
     if (::fstat(descriptor, &status) != 0) {
       const int error = errno;
@@ -457,7 +478,7 @@ class CheckpointReader {
   template <Real Scalar>
   void get_scalars(Scalar* out, std::size_t count, std::string_view what) {
     const auto bytes = view_scalars<Scalar>(count, what);
-    std::memcpy(out, bytes.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(out, bytes.data(), bytes.size());
   }
   /// The bytes of `count` scalars, in place in the checkpoint (valid while its CheckpointFile
   /// lives): how a large model is checked first and copied once, at commit.
@@ -471,7 +492,7 @@ class CheckpointReader {
   /// is refused here, naming the setting and both values.
   void expect(std::string_view name, std::string_view ours) {
     const std::string stored_name = get_string("a setting's name");
-    if (stored_name != name) fail("holds the setting '{}' where '{}' was expected", stored_name, name);
+    if (stored_name != name) fail("holds the setting '{}' where '{}' was expected", shortened(stored_name), name);
     const std::string theirs = get_string(name);
     if (theirs != ours) {
       throw CheckpointError(fmt::format("the checkpoint is of another run: its {} {} is {}, this run's is {}", section_,
@@ -604,9 +625,10 @@ class CheckpointFile {
       fail("is damaged: its byte-order mark is {:#010x}", mark);
     }
     const auto payload = header_field<std::uint64_t>(24);
-    const std::size_t expected = payload <= bytes_.size() ? minimum + payload : 0;
-    if (payload > bytes_.size() || bytes_.size() < expected)
-      fail("is truncated: it has {} bytes but its header announces {}", bytes_.size(), minimum + payload);
+    if (payload > bytes_.size() - minimum)
+      fail("is truncated: it has {} bytes but its header announces {} bytes of content after its {}-byte header",
+           bytes_.size(), payload, CheckpointFormat::header_size);
+    const std::size_t expected = minimum + payload;
     if (bytes_.size() > expected) fail("has {} bytes after its end: it is damaged", bytes_.size() - expected);
     const std::size_t checked = bytes_.size() - CheckpointFormat::trailer_size;
     const auto stored = header_field<std::uint32_t>(checked);

@@ -213,8 +213,6 @@ class DivergenceProbe {
     return {std::move(loaded), last_level};
   }
 
- public:
-
  private:
   // The marker ProbeRecord documents, never a NaN from arithmetic: is_measured tells the two apart.
   static constexpr double not_measured() { return ProbeRecord::not_measured; }

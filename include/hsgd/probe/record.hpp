@@ -120,7 +120,7 @@ void save_record(Writer& out, const ProbeRecord& r) {
 template <class Reader>
 ProbeRecord load_record(Reader& in, Index limit) {
   ProbeRecord r;
-  constexpr Index largest = std::numeric_limits<Index>::max();
+  constexpr Index largest = Index{1} << 62;  // room to keep counting without overflow
   r.step = in.get_index("a record's step", 0, largest);
   r.level = in.get_index("a record's level", 0, limit);
   for (double* value : {&r.loss, &r.gradient_norm_squared, &r.d_up, &r.d_down, &r.d_glob, &r.d_down_at_group_averages,
@@ -161,7 +161,7 @@ struct MemoryRecorder {
  private:
   template <class Reader>
   static std::vector<ProbeRecord> staged_from(Reader& in) {
-    const Index count = in.get_index("the row count", 0, std::numeric_limits<Index>::max());
+    const Index count = in.get_index("the row count", 0, Index{1} << 40);
     std::vector<ProbeRecord> loaded;
     for (Index k = 0; k < count; ++k) loaded.push_back(detail::load_record(in, std::numeric_limits<std::int32_t>::max()));
     return loaded;
@@ -261,7 +261,7 @@ class CsvRecorder {
   /// and fixes the per-level columns to `levels` levels (0: as many as the first record has). Bad
   /// arguments throw InvalidArgument before the file is touched, so an existing file survives them.
   CsvRecorder(const std::string& path, std::vector<std::string> tag_names, Index levels = 0)
-      : CsvRecorder(path, std::move(tag_names), levels, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC) {}
+      : CsvRecorder(path, std::move(tag_names), levels, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC) {}
 
   /// Opens `path` to continue a run from a checkpoint: the file is kept as it is until
   /// `load_state` (through load_checkpoint) cuts it back to what the checkpointed run had written,
@@ -366,12 +366,13 @@ class CsvRecorder {
     do {
       result = ::fdatasync(file_.get());
     } while (result != 0 && errno == EINTR);
-    if (result != 0 && errno != EINVAL)  // EINVAL: a pipe or a special file, nothing to sync
-      throw std::system_error(errno, std::generic_category(), fmt::format("cannot sync the CSV file '{}'", path_));
+    const int error = errno;
+    if (result != 0 && error != EINVAL)  // EINVAL: a pipe or a special file, nothing to sync
+      throw std::system_error(error, std::generic_category(), fmt::format("cannot sync the CSV file '{}'", path_));
     out.put_setting("tag columns", fmt::format("{}", tag_names_));
-    out.put_u64(static_cast<std::uint64_t>(levels_));
+    out.put_index(static_cast<Index>(levels_));
     out.put_bool(header_written_);
-    out.put_u64(static_cast<std::uint64_t>(committed_));
+    out.put_index(static_cast<Index>(committed_));
     out.put_u64(crc_);
     out.put_string(tag_prefix_);
   }
@@ -383,8 +384,10 @@ class CsvRecorder {
   /// Cuts the file back to what the checkpointed run had written and continues from there.
   void load_state(CheckpointReader& in) {
     const Staged staged = staged_from(in);
-    if (::ftruncate(file_.get(), staged.committed) != 0 || ::lseek(file_.get(), staged.committed, SEEK_SET) != staged.committed)
-      throw std::system_error(errno, std::generic_category(), fmt::format("cannot cut the CSV file '{}' back", path_));
+    if (::ftruncate(file_.get(), staged.committed) != 0 || ::lseek(file_.get(), staged.committed, SEEK_SET) != staged.committed) {
+      const int error = errno != 0 ? errno : EIO;
+      throw std::system_error(error, std::generic_category(), fmt::format("cannot cut the CSV file '{}' back", path_));
+    }
     levels_ = staged.levels;
     header_written_ = staged.header_written;
     committed_ = staged.committed;
@@ -395,6 +398,8 @@ class CsvRecorder {
   }
 
  private:
+  static constexpr Index max_levels = 1 << 16;
+
   struct Staged {
     std::size_t levels;
     bool header_written;
@@ -407,11 +412,11 @@ class CsvRecorder {
     detail::require(file_.valid(), "the CsvRecorder was moved from or closed: it cannot resume");
     in.expect("tag columns", fmt::format("{}", tag_names_));
     Staged staged{};
-    staged.levels = static_cast<std::size_t>(in.get_u64("the per-level column count"));
+    staged.levels = static_cast<std::size_t>(in.get_index("the per-level column count", 0, max_levels));
     if (levels_ != 0 && staged.levels != levels_)
       in.fail("the CSV had {} per-level columns, this recorder has {}", staged.levels, levels_);
     staged.header_written = in.get_bool("whether the header was written");
-    staged.committed = static_cast<::off_t>(in.get_u64("the CSV's length"));
+    staged.committed = static_cast<::off_t>(in.get_index("the CSV's length", 0, std::numeric_limits<::off_t>::max()));
     staged.crc = static_cast<std::uint32_t>(in.get_u64("the CSV's CRC-32"));
     staged.tag_prefix = in.get_string("the tag values");
     check_prefix(in, staged);
@@ -431,7 +436,7 @@ class CsvRecorder {
       const auto wanted = static_cast<std::size_t>(std::min<::off_t>(sizeof chunk, staged.committed - offset));
       const ::ssize_t got = ::pread(file_.get(), chunk, wanted, offset);
       if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) in.fail("the CSV file '{}' cannot be read back", path_);
+      if (got <= 0) in.fail("the CSV file '{}' cannot be read back (resume into a CsvRecorder::reopen)", path_);
       crc = detail::crc32_of(crc, chunk, static_cast<std::size_t>(got));
       offset += got;
     }

@@ -396,8 +396,10 @@ class Engine {
   /// state, every worker's stream and sampler, each server's stream, round participants and last
   /// average, the grouping in force and the grouping stream, the counters, and the plug-ins'
   /// hooks (see CheckpointablePlugin); first, the configuration a resume must match
-  /// (`checkpoint_settings()`). The last minibatch gradients are not saved: each step overwrites
-  /// them before use. A failed engine is not saved (InvalidState).
+  /// (`checkpoint_settings()`). The last minibatch gradients are not saved: a step overwrites a
+  /// worker's column before using it, so they never change the run; `gradients()` keeps what it
+  /// held before a load. A failed engine is not saved (InvalidState). The models are written
+  /// from where they are: the engine must not step until the writer has written the file.
   void save_state(CheckpointWriter& out) const {
     require_steppable();
     out.set_scalar_code(CheckpointFormat::scalar_code<Scalar>());
@@ -497,7 +499,7 @@ class Engine {
     const Index n = workers();
     const auto levels = static_cast<std::size_t>(topology_.levels());
     Staged staged(update_, rate_, grouping_);
-    staged.step = in.get_index("the step", 0, std::numeric_limits<Index>::max());
+    staged.step = in.get_index("the step", 0, Index{1} << 62);  // room to keep stepping without overflow
     staged.aggregations = in.get_indices("the aggregation counts", topology_.levels(), 0, staged.step);
     if (staged.aggregations.size() != levels) in.fail("has {} aggregation counts for {} levels", staged.aggregations.size(), levels);
     staged.regroupings = in.get_index("the regrouping count", 0, staged.step);
@@ -524,7 +526,14 @@ class Engine {
       for (std::size_t unit = 0; unit + 1 < offsets.size(); ++unit) {
         const std::span<const Index> members(staged.slot_to_worker.data() + offsets[unit],
                                              static_cast<std::size_t>(offsets[unit + 1] - offsets[unit]));
-        row.push_back(servers_[static_cast<std::size_t>(level - 1)][unit].read_state(in, members));
+        const auto& saved = row.emplace_back(servers_[static_cast<std::size_t>(level - 1)][unit].read_state(in, members));
+        const auto expected = level == 1 && partial_participation()
+                                  ? std::max<std::size_t>(1, static_cast<std::size_t>(options_.participation *
+                                                                                      static_cast<double>(members.size())))
+                                  : members.size();
+        if (saved.participants.size() != expected)
+          in.fail("unit {} of level {} has {} participants where this run draws {}", unit, level,
+                  saved.participants.size(), expected);
       }
     }
     detail::load_plugin(in, staged.update);
@@ -544,7 +553,7 @@ class Engine {
     slot_to_worker_ = std::move(staged.slot_to_worker);
     index_slots(slot_to_worker_);
     apply_grouping(servers_, slot_to_worker_);
-    std::memcpy(models_.data(), staged.models.data(), staged.models.size());
+    std::memcpy(models_.data(), staged.models.data(), staged.models.size());  // never empty: d, n >= 1
     if (!staged.states.empty()) std::memcpy(states_.data(), staged.states.data(), staged.states.size());
     for (std::size_t j = 0; j < workers_.size(); ++j)
       workers_[j].restore(staged.worker_rngs[j], std::move(staged.samplers[j]));
