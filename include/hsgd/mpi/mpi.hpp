@@ -1,0 +1,7 @@
+#pragma once
+/// @file
+/// hsgd over MPI: include this (with hsgd/hsgd.hpp) and link the CMake target hsgd::mpi, which
+/// exists when CMake found MPI. Work in progress (issue 12): so far the layout of workers over
+/// ranks and the unit average with the in-process bits.
+
+#include "hsgd/mpi/unit_average.hpp"
