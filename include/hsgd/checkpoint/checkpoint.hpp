@@ -199,7 +199,9 @@ class StopSignals {
 /// An observer that saves a checkpoint of the run and of `parts` every `options.every` steps and
 /// when a stop signal has arrived (see StopSignals), in which case it also stops the run. Pass it
 /// after the observers it saves (`engine.run(probe, checkpointer)`), so their state includes the
-/// step. The file at `path` then always holds a recent, complete checkpoint.
+/// step. The file at `path` then always holds a recent, complete checkpoint. A signal that arrives
+/// after the last step's check lets `run()` end normally: when `StopSignals::received()` is set
+/// after a run and `last_saved_step()` is not the engine's step, call `save(engine)` before exiting.
 template <class... Parts>
 class Checkpointer {
  public:
