@@ -4,7 +4,6 @@
 // that keeps a run's probe records in memory while writing them to the CSV file.
 
 #include <cstdint>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -161,13 +160,5 @@ struct RunRecorder {
     memory.record(row);
   }
 };
-
-/// A CSV recorder with the tag columns `tags` and per-level columns for up to `levels` levels, or
-/// none when `path` is empty.
-inline std::unique_ptr<hsgd::CsvRecorder> open_csv(const std::string& path, std::vector<std::string> tags,
-                                                   hsgd::Index levels) {
-  if (path.empty()) return nullptr;
-  return std::make_unique<hsgd::CsvRecorder>(path, std::move(tags), levels);
-}
 
 }  // namespace example
