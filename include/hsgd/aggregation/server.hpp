@@ -73,6 +73,18 @@ class Server {
     broadcast(model_, models);
   }
 
+  /// The two halves of `aggregate`, for a backend whose members' models live in several
+  /// processes (see hsgd::mpi::Cluster): the rank that holds every participant's model averages
+  /// with `aggregate`, and a rank that received the average calls `adopt` to keep it as the
+  /// server's model and write it to the members it holds.
+  void adopt(ConstVectorRef<Scalar> average, Matrix<Scalar>& models) {
+    check_columns(models, "models");
+    detail::require(average.size() == model_.size(), "'average' has {} coordinates but the model has {}",
+                    average.size(), model_.size());
+    model_ = average;
+    broadcast(model_, models);
+  }
+
   /// Draws the participants of the next round: max(1, floor(fraction n_i)) members, uniformly
   /// without replacement from `rng`, kept in member order so the average's summation order
   /// does not depend on the draw. Allocates nothing once the members are set.
@@ -118,6 +130,12 @@ class Server {
     broadcast(scratch, states);
   }
 
+  /// Writes `value` to every member's column of `columns` (the second half of aggregate_state).
+  void write_to_members(ConstVectorRef<Scalar> value, Matrix<Scalar>& columns) const {
+    check_columns(columns, "columns");
+    for (const Index j : members_) columns.col(j) = value;
+  }
+
   /// Zeroes the members' columns (optimizer state reset).
   void reset_state(Matrix<Scalar>& states) const {
     check_columns(states, "states");
@@ -127,9 +145,15 @@ class Server {
   /// Checkpoint hooks: the stream, the current round's participants and the last average.
   template <class Writer>
   void save_state(Writer& out) const {
+    save_state(out, model_.data());
+  }
+  /// The same with the last average taken from `last_average` (d scalars): from the process that
+  /// holds it, when the server's members live in several (see hsgd::mpi::Cluster).
+  template <class Writer>
+  void save_state(Writer& out, const Scalar* last_average) const {
     out.put_rng(rng_);
     out.put_indices(participants_);
-    out.put_scalars(model_.data(), static_cast<std::size_t>(model_.size()));
+    out.put_scalars(last_average, static_cast<std::size_t>(model_.size()));
   }
   /// A server's saved state, read and checked (see read_state), not yet in force.
   struct SavedState {

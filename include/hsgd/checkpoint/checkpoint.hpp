@@ -38,6 +38,10 @@ template <class P>
 concept has_part_load = requires(P& p, CheckpointReader& in) { p.load_state(in); };
 template <class P>
 concept has_check = requires(const P& p, CheckpointReader& in) { p.check_state(in); };
+template <class P>
+concept has_writes_file = requires(const P& p) {
+  { p.checkpoint_writes_file() } -> std::convertible_to<bool>;
+};
 
 }  // namespace checkpoint_requirements
 
@@ -52,7 +56,11 @@ concept has_check = requires(const P& p, CheckpointReader& in) { p.check_state(i
 ///   inside its own section by calling that part's hooks);
 /// - optional `void check_state(hsgd::CheckpointReader& in) const`: the checks of load_state
 ///   without the changes. load_checkpoint checks every part that has it before loading any, so
-///   a checkpoint that one part refuses changes none.
+///   a checkpoint that one part refuses changes none;
+/// - optional `bool checkpoint_writes_file() const`: false in the processes of a distributed
+///   run that contribute to a checkpoint but do not write it (the Engine over hsgd::mpi::Cluster
+///   answers true on rank 0 alone); save_checkpoint then calls every save_state and writes
+///   nothing.
 template <class P>
 concept CheckpointPart = checkpoint_requirements::has_name<P> && checkpoint_requirements::has_part_save<P> &&
                          checkpoint_requirements::has_part_load<P>;
@@ -87,6 +95,15 @@ consteval bool check_checkpoint_part() {
 }
 
 template <class Part>
+bool writes_file(const Part& part) {
+  if constexpr (checkpoint_requirements::has_writes_file<Part>) {
+    return part.checkpoint_writes_file();
+  } else {
+    return true;
+  }
+}
+
+template <class Part>
 void write_part(CheckpointWriter& out, const Part& part) {
   out.begin_section(part.checkpoint_name());
   part.save_state(out);
@@ -96,13 +113,16 @@ void write_part(CheckpointWriter& out, const Part& part) {
 }  // namespace detail
 
 /// Writes one checkpoint file holding every part, atomically (see write_file_atomically in
-/// format.hpp): `path` is either the previous checkpoint or the new one, never a mix.
+/// format.hpp): `path` is either the previous checkpoint or the new one, never a mix. Under a
+/// distributed backend every process calls it (the Engine's save_state is collective) and rank
+/// 0 writes the file.
 template <class... Parts>
 void save_checkpoint(const std::string& path, const CheckpointOptions& options, const Parts&... parts) {
   static_assert((detail::check_checkpoint_part<Parts>() && ...));
   options.validate();
   CheckpointWriter out;
   (detail::write_part(out, parts), ...);
+  if (!(detail::writes_file(parts) && ...)) return;
   detail::write_file_atomically(
       path, [&](int descriptor, const std::string& temporary) { out.write(descriptor, temporary); }, options.durable,
       static_cast<int>(options.keep));
@@ -144,6 +164,17 @@ inline std::atomic<bool> stop_signals_installed{false};
 static_assert(std::atomic<int>::is_always_lock_free);
 
 extern "C" inline void hsgd_record_stop_signal(int number) { stop_signal.store(number, std::memory_order_relaxed); }
+
+/// Whether any process of the run has `flag` set: a run over several processes must stop, and
+/// save, at the same step everywhere, though a signal may reach them at different steps.
+template <class Run>
+bool on_any_process(const Run& run, bool flag) {
+  if constexpr (requires { run.any_process(flag); }) {
+    return run.any_process(flag);
+  } else {
+    return flag;
+  }
+}
 }  // namespace detail
 
 /// While alive, SIGINT and SIGTERM (or the signals given) no longer kill the process: they ask
@@ -181,10 +212,11 @@ class StopSignals {
 
   /// The signal that asked to stop (e.g. SIGTERM), or 0.
   [[nodiscard]] static int received() noexcept { return detail::stop_signal.load(std::memory_order_relaxed); }
-  /// Observer hook: stops the run once a signal has arrived.
+  /// Observer hook: stops the run once a signal has arrived (under a distributed backend: at
+  /// any rank, so that all stop at the same step).
   template <class Run>
-  bool after_step(const Run& /*run*/) const noexcept {
-    return received() != 0;
+  bool after_step(const Run& run) const {
+    return detail::on_any_process(run, received() != 0);
   }
 
  private:
@@ -202,6 +234,8 @@ class StopSignals {
 /// step. The file at `path` then always holds a recent, complete checkpoint. A signal that arrives
 /// after the last step's check lets `run()` end normally: when `StopSignals::received()` is set
 /// after a run and `last_saved_step()` is not the engine's step, call `save(engine)` before exiting.
+/// Under a distributed backend every rank runs a Checkpointer with the same options: the ranks
+/// agree each step on whether a signal arrived anywhere (one small all-reduce), and rank 0 writes.
 template <class... Parts>
 class Checkpointer {
  public:
@@ -212,7 +246,7 @@ class Checkpointer {
 
   template <class Run>
   bool after_step(const Run& run) {
-    const bool stopping = StopSignals::received() != 0;
+    const bool stopping = detail::on_any_process(run, StopSignals::received() != 0);
     if (stopping || (options_.every > 0 && run.step_count() % options_.every == 0)) save(run);
     return stopping;
   }

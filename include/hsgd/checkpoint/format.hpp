@@ -343,6 +343,25 @@ class CheckpointWriter {
     segments_.push_back({bytes, size});
     size_ += size;
   }
+  /// Bytes as they are: what another writer's payload() returned (the pieces of a section that
+  /// other processes wrote, say).
+  void put_bytes(std::span<const char> bytes) { append(bytes.data(), bytes.size()); }
+  /// The bytes put so far, views included, without the file's header and trailer.
+  [[nodiscard]] std::vector<char> payload() const {
+    std::vector<char> bytes;
+    bytes.reserve(size_);
+    std::size_t owned_offset = 0;
+    for (const auto& segment : segments_) {
+      if (segment.view != nullptr) {
+        bytes.insert(bytes.end(), segment.view, segment.view + segment.size);
+      } else {
+        bytes.insert(bytes.end(), owned_.data() + owned_offset, owned_.data() + owned_offset + segment.size);
+        owned_offset += segment.size;
+      }
+    }
+    bytes.insert(bytes.end(), owned_.data() + owned_offset, owned_.data() + owned_.size());
+    return bytes;
+  }
   /// A configuration entry that the reader compares with its own (CheckpointReader::expect).
   void put_setting(std::string_view name, std::string_view value) {
     put_string(name);

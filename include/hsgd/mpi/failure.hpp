@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "hsgd/mpi/unit_average.hpp"
+#include "hsgd/mpi/layout.hpp"
 
 namespace hsgd::mpi {
 

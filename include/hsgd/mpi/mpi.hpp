@@ -1,8 +1,10 @@
 #pragma once
 /// @file
 /// hsgd over MPI: include this (with hsgd/hsgd.hpp) and link the CMake target hsgd::mpi, which
-/// exists when CMake found MPI. Work in progress (issue 12): so far the layout of workers over
-/// ranks, the unit average with the in-process bits, and ending the job when a rank fails.
+/// exists when CMake found MPI. `hsgd::mpi::Cluster` is the Engine's backend over MPI (bit for
+/// bit the in-process run at any number of ranks); `run_or_abort` ends the whole job when one
+/// rank fails.
 
+#include "hsgd/mpi/cluster.hpp"
 #include "hsgd/mpi/failure.hpp"
-#include "hsgd/mpi/unit_average.hpp"
+#include "hsgd/mpi/layout.hpp"

@@ -147,43 +147,49 @@ struct B1Data {
   }
 };
 
-/// Makes B1's shards: features a ~ N(0, I_d); worker j labels with w_j = signal (w + h u_j) / sqrt(d (1 + h^2)),
-/// where w and u_j are standard normal, and y = +1 with probability sigma(a.w_j). With
-/// heterogeneity h = 0 the data are IID across workers; larger h makes them more non-IID.
-/// Throws InvalidArgument, naming the worker and the sample, if a labelling margin a.w_j is not
-/// finite (signal or heterogeneity near the largest double): its label would mean nothing.
+/// Makes worker j's B1 shard: features a ~ N(0, I_d); the worker labels with
+/// w_j = signal (w + h u_j) / sqrt(d (1 + h^2)), where w and u_j are standard normal, and
+/// y = +1 with probability sigma(a.w_j). With heterogeneity h = 0 the data are IID across workers;
+/// larger h makes them more non-IID. Worker j's data come from its own stream, so a process can
+/// make just the shards it hosts (see Engine's shard factory). Throws InvalidArgument, naming the
+/// worker and the sample, if a labelling margin a.w_j is not finite (signal or heterogeneity near
+/// the largest double): its label would mean nothing.
+template <Real Scalar = double>
+NonconvexLogistic<Scalar> make_b1_shard(const B1Data& data, Index worker) {
+  data.validate();
+  detail::require(worker >= 0 && worker < data.workers, "'worker' ({}) must be in [0, {})", worker, data.workers);
+  const Index d = data.dimension;
+  Rng shared = make_stream(data.seed, StreamKind::data, static_cast<std::uint64_t>(data.workers));
+  const double scale = data.signal / std::sqrt(double(d) * (1.0 + data.heterogeneity * data.heterogeneity));
+  Vector<double> truth(d);
+  for (Index i = 0; i < d; ++i) truth(i) = shared.normal();  // w, shared by every worker
+  Rng rng = make_stream(data.seed, StreamKind::data, static_cast<std::uint64_t>(worker));
+  for (Index i = 0; i < d; ++i) truth(i) = scale * (truth(i) + data.heterogeneity * rng.normal());
+  Matrix<Scalar> features(d, data.samples_per_worker);
+  Vector<Scalar> labels(data.samples_per_worker);
+  for (Index k = 0; k < data.samples_per_worker; ++k) {
+    double margin = 0;
+    for (Index i = 0; i < d; ++i) {
+      const double a = rng.normal();
+      features(i, k) = Scalar(a);
+      margin += a * truth(i);
+    }
+    detail::require(std::isfinite(margin),
+                    "worker {} sample {}: the labelling margin a.w_j is {}, not finite: 'signal' ({}) or "
+                    "'heterogeneity' ({}) is too large",
+                    worker, k, margin, data.signal, data.heterogeneity);
+    labels(k) = rng.uniform() < 1.0 / (1.0 + std::exp(-margin)) ? Scalar(1) : Scalar(-1);
+  }
+  return NonconvexLogistic<Scalar>(std::move(features), std::move(labels), Scalar(data.lambda));
+}
+
+/// All of B1's shards, worker j's from make_b1_shard(data, j).
 template <Real Scalar = double>
 std::vector<NonconvexLogistic<Scalar>> make_b1_shards(const B1Data& data) {
   data.validate();
-  const Index d = data.dimension;
-  Rng shared = make_stream(data.seed, StreamKind::data, static_cast<std::uint64_t>(data.workers));
-  Vector<double> common(d);
-  for (Index i = 0; i < d; ++i) common(i) = shared.normal();
-  const double scale = data.signal / std::sqrt(double(d) * (1.0 + data.heterogeneity * data.heterogeneity));
-
   std::vector<NonconvexLogistic<Scalar>> shards;
   shards.reserve(static_cast<std::size_t>(data.workers));
-  Vector<double> truth(d);
-  for (Index j = 0; j < data.workers; ++j) {
-    Rng rng = make_stream(data.seed, StreamKind::data, static_cast<std::uint64_t>(j));
-    for (Index i = 0; i < d; ++i) truth(i) = scale * (common(i) + data.heterogeneity * rng.normal());
-    Matrix<Scalar> features(d, data.samples_per_worker);
-    Vector<Scalar> labels(data.samples_per_worker);
-    for (Index k = 0; k < data.samples_per_worker; ++k) {
-      double margin = 0;
-      for (Index i = 0; i < d; ++i) {
-        const double a = rng.normal();
-        features(i, k) = Scalar(a);
-        margin += a * truth(i);
-      }
-      detail::require(std::isfinite(margin),
-                      "worker {} sample {}: the labelling margin a.w_j is {}, not finite: 'signal' ({}) or "
-                      "'heterogeneity' ({}) is too large",
-                      j, k, margin, data.signal, data.heterogeneity);
-      labels(k) = rng.uniform() < 1.0 / (1.0 + std::exp(-margin)) ? Scalar(1) : Scalar(-1);
-    }
-    shards.emplace_back(std::move(features), std::move(labels), Scalar(data.lambda));
-  }
+  for (Index j = 0; j < data.workers; ++j) shards.push_back(make_b1_shard<Scalar>(data, j));
   return shards;
 }
 

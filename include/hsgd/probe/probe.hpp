@@ -100,6 +100,7 @@ class DivergenceProbe {
         recorder_(&recorder),
         gradients_(run.dimension(), run.workers()),
         noise_(static_cast<std::size_t>(run.workers()), 0.0),
+        values_(static_cast<std::size_t>(run.workers()), 0.0),
         gradient_split_(run.topology(), run.dimension()),
         model_split_(run.topology(), run.dimension()),
         average_(run.dimension()),
@@ -241,9 +242,10 @@ class DivergenceProbe {
   template <class Run>
   void check_sample_counts(const Run& run) const {
     for (std::size_t j = 0; j < sample_counts_.size(); ++j) {
-      detail::require(run.shards()[j].sample_count() == sample_counts_[j],
+      const Index samples = run.sample_count(static_cast<Index>(j));
+      detail::require(samples == sample_counts_[j],
                       "the probe drew its subsample from worker {}'s {} samples but this run's worker {} has {}", j,
-                      sample_counts_[j], j, run.shards()[j].sample_count());
+                      sample_counts_[j], j, samples);
     }
   }
 
@@ -259,7 +261,7 @@ class DivergenceProbe {
     if (options_.subsample == 0) return;
     subsamples_.resize(static_cast<std::size_t>(run.workers()));
     for (Index j = 0; j < run.workers(); ++j) {
-      const Index samples = run.shards()[static_cast<std::size_t>(j)].sample_count();
+      const Index samples = run.sample_count(j);
       sample_counts_.push_back(samples);
       if (samples <= options_.subsample) continue;  // used in full
       auto& chosen = subsamples_[static_cast<std::size_t>(j)];
@@ -274,10 +276,10 @@ class DivergenceProbe {
   }
 
   /// Column j of gradients_ = worker j's (estimated) gradient at x; noise_[j] = its estimated error
-  /// variance (0 for a full gradient).
+  /// variance (0 for a full gradient). Worker j must be hosted here (see Engine::hosts).
   template <class Run>
   void worker_gradient(const Run& run, Index j, ConstVectorRef<Scalar> x) {
-    const auto& shard = run.shards()[static_cast<std::size_t>(j)];
+    const auto& shard = run.shard(j);
     auto mean = gradients_.col(j);
     const auto& chosen = subsamples_.empty() ? no_subsample_ : subsamples_[static_cast<std::size_t>(j)];
     if (chosen.empty()) {
@@ -304,18 +306,22 @@ class DivergenceProbe {
 
   /// f(x), or with a subsample and an objective that has batch_value, its unbiased estimate
   /// sum_j w_j Fhat_j(x) from the same samples as the gradients (a full f(x) costs half an epoch).
+  /// Each rank evaluates its workers; the sum runs over all of them in worker order.
   template <class Run>
-  double loss(const Run& run, ConstVectorRef<Scalar> x) const {
-    using Objective = std::remove_cvref_t<decltype(run.shards().front())>;
-    if constexpr (objective_requirements::has_batch_value<Objective>) {
+  double loss(const Run& run, ConstVectorRef<Scalar> x) {
+    if constexpr (objective_requirements::has_batch_value<typename Run::Objective>) {
       if (!subsamples_.empty()) {
-        double total = 0;
         for (Index j = 0; j < run.workers(); ++j) {
-          const auto& shard = run.shards()[static_cast<std::size_t>(j)];
+          if (!run.hosts(j)) continue;
+          const auto& shard = run.shard(j);
           const auto& chosen = subsamples_[static_cast<std::size_t>(j)];
-          const auto value = chosen.empty() ? shard.value(x) : shard.batch_value(x, chosen);
-          total += static_cast<double>(run.weights()(j)) * static_cast<double>(value);
+          values_[static_cast<std::size_t>(j)] =
+              static_cast<double>(chosen.empty() ? shard.value(x) : shard.batch_value(x, chosen));
         }
+        run.gather_worker_values(values_);
+        double total = 0;
+        for (Index j = 0; j < run.workers(); ++j)
+          total += static_cast<double>(run.weights()(j)) * values_[static_cast<std::size_t>(j)];
         return total;
       }
     }
@@ -337,7 +343,10 @@ class DivergenceProbe {
   void measure_gradients(const Run& run) {
     check_sample_counts(run);
     run.global_average(average_);
-    for (Index j = 0; j < run.workers(); ++j) worker_gradient(run, j, average_);
+    for (Index j = 0; j < run.workers(); ++j)
+      if (run.hosts(j)) worker_gradient(run, j, average_);
+    run.gather_worker_columns(gradients_);
+    run.gather_worker_values(noise_);
     gradient_split_.compute(run, gradients_);
     gradient_split_.remove_noise(run, noise_);
     const auto terms = gradient_split_.terms();
@@ -361,17 +370,22 @@ class DivergenceProbe {
   template <class Run>
   void measure_at_group_averages(const Run& run) {
     const Index groups = run.topology().units(1);
+    // First every group's model and its hosted members' gradients there, then (all gradients
+    // gathered) the spreads.
     for (Index i = 0; i < groups; ++i) {
       const auto members = run.server(1, i).members();
       auto model = group_models_.col(i);
       model.setZero();
-      double weight = 0;
-      for (const Index j : members) {
-        model.noalias() += run.weights()(j) * run.models().col(j);
-        weight += static_cast<double>(run.weights()(j));
-      }
-      model /= static_cast<Scalar>(weight);
-      for (const Index j : members) worker_gradient(run, j, model);
+      for (const Index j : members) model.noalias() += run.weights()(j) * run.models().col(j);
+      model /= static_cast<Scalar>(group_weight(run, i));
+      for (const Index j : members)
+        if (run.hosts(j)) worker_gradient(run, j, model);
+    }
+    run.gather_worker_columns(gradients_);
+    run.gather_worker_values(noise_);
+    for (Index i = 0; i < groups; ++i) {
+      const auto members = run.server(1, i).members();
+      const double weight = group_weight(run, i);
       average_.setZero();  // h_i(xbar^i)
       for (const Index j : members) average_.noalias() += (run.weights()(j) / static_cast<Scalar>(weight)) * gradients_.col(j);
       double spread = 0;
@@ -408,6 +422,7 @@ class DivergenceProbe {
 
   template <class Run>
   void measure_models(const Run& run) {
+    run.gather_models();
     model_split_.compute(run, run.models());
     const auto terms = model_split_.terms();
     std::copy(terms.begin(), terms.end(), record_.model_terms.begin());
@@ -425,6 +440,7 @@ class DivergenceProbe {
   Recorder* recorder_;
   Matrix<Scalar> gradients_;   // (estimated) g_j in column j
   std::vector<double> noise_;  // estimated E||ghat_j - g_j||^2 (0 for full gradients)
+  std::vector<double> values_;  // Fhat_j(xbar), for the subsampled loss
   std::vector<std::vector<Index>> subsamples_;  // S_j, sorted; empty: the whole shard
   std::vector<Index> no_subsample_;
   LevelDecomposition<Scalar> gradient_split_;

@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -27,6 +28,7 @@
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/optimizer/learning_rate.hpp"
 #include "hsgd/optimizer/update.hpp"
+#include "hsgd/run/backend.hpp"
 #include "hsgd/run/observer.hpp"
 #include "hsgd/run/options.hpp"
 #include "hsgd/run/summary.hpp"
@@ -62,6 +64,8 @@ struct is_update_policy_for {
 };
 template <class R>
 struct is_rate_schedule : std::bool_constant<learning_rate_requirements::has_rate<R>> {};
+template <class B>
+struct is_backend : std::bool_constant<requires { B::distributed; }> {};
 template <class G>
 struct is_grouping_policy
     : std::bool_constant<grouping_requirements::has_assign<G> || grouping_requirements::has_regroups<G>> {};
@@ -131,15 +135,24 @@ class Liveness {
 /// original error. A learning rate refused by the schedule's check is found before anything
 /// changes and leaves the engine exactly as before the step.
 ///
+/// Processes: with the default backend, InProcess, every worker lives here. With a distributed
+/// backend (hsgd::mpi::Cluster) each rank builds and steps only its own block of workers, and
+/// units whose members live on several ranks average through messages, in the in-process
+/// Server's order, so every model is the same bits as in process (see Backend). Under such a
+/// backend the members that read all workers (global_average, loss, gradient, gather_models, a
+/// run's Summary, the probes) are collective: every rank calls them, in the same order.
+///
 /// Moving: a moved-from Engine throws InvalidState from every member that needs its state.
 template <class ObjectiveType, class SamplerType, class UpdateType = Sgd, class RateType = ConstantRate,
-          class GroupingType = ContiguousGrouping>
+          class GroupingType = ContiguousGrouping, class BackendType = InProcess>
 class Engine {
   static_assert(check_objective<ObjectiveType>());
   static_assert(check_sampler<SamplerType>());
   static_assert(check_update_policy<UpdateType, typename ObjectiveType::Scalar>());
   static_assert(check_learning_rate_schedule<RateType>());
   static_assert(check_grouping_policy<GroupingType>());
+  static_assert(Backend<BackendType>, "hsgd Engine: the backend must be hsgd::InProcess, hsgd::mpi::Cluster or a type "
+                                      "with their interface (see hsgd::Backend)");
 
  public:
   using Objective = ObjectiveType;
@@ -152,51 +165,33 @@ class Engine {
   /// InvalidArgument when the options, a policy, or the shards do not fit the topology, and
   /// ResourceError when the system refuses a thread of the pool.
   ///
-  /// `plugins` are the update policy, the learning-rate schedule and the grouping policy, each
-  /// optional and in any order; the ones left out are Sgd, ConstantRate and ContiguousGrouping
-  /// (with class template argument deduction, e.g. `Engine engine(topology, shards, sampler,
-  /// options, RandomGrouping{})`).
+  /// `plugins` are the update policy, the learning-rate schedule, the grouping policy and the
+  /// backend, each optional and in any order; the ones left out are Sgd, ConstantRate,
+  /// ContiguousGrouping and InProcess (with class template argument deduction, e.g. `Engine
+  /// engine(topology, shards, sampler, options, RandomGrouping{})`). Under a distributed backend
+  /// each rank keeps only the shards of the workers it hosts.
   template <class... Plugins>
   Engine(Topology topology, std::vector<Objective> shards, SamplerType sampler, Options options, Plugins&&... plugins)
-      : options_(validated(options)),
-        topology_(validated(std::move(topology))),
-        schedule_(topology_, options_.warmup_steps, options_.warmup_mode),
-        shards_(std::move(shards)),
-        update_(detail::take_plugin<UpdateType>(std::forward<Plugins>(plugins)...)),
-        rate_(detail::take_plugin<RateType>(std::forward<Plugins>(plugins)...)),
-        grouping_(detail::take_plugin<GroupingType>(std::forward<Plugins>(plugins)...)),
-        grouping_rng_(make_stream(options_.seed, StreamKind::grouping, 0)),
-        aggregations_(static_cast<std::size_t>(topology_.levels()), 0) {
-    static_assert(((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> ||
-                    std::is_same_v<std::remove_cvref_t<Plugins>, RateType> ||
-                    std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType>) && ...),
-                  "hsgd Engine: every argument after the options must be this Engine's update policy, "
-                  "learning-rate schedule or grouping policy");
-    static_assert((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> + ... + 0) <= 1 &&
-                      (std::is_same_v<std::remove_cvref_t<Plugins>, RateType> + ... + 0) <= 1 &&
-                      (std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType> + ... + 0) <= 1,
-                  "hsgd Engine: give the update policy, the learning-rate schedule and the grouping policy at "
-                  "most once each");
-    update_.validate();
-    rate_.validate();
-    check_learning_rate_type();
-    check_shards();
-    const Index d = dimension();
-    const Index n = topology_.workers();
-    detail::require(d <= std::numeric_limits<Index>::max() / static_cast<Index>(sizeof(Scalar)) / n,
-                    "the models need {} x {} scalars, more than memory can address: lower the dimension or the "
-                    "number of workers", d, n);
-    models_.setZero(d, n);
-    gradients_.setZero(d, n);
-    states_.setZero(UpdateType::has_state ? d : 0, UpdateType::has_state ? n : 0);
-    state_scratch_.setZero(UpdateType::has_state ? d : 0);
-    make_workers(sampler);
-    make_servers();
-    slot_scratch_.resize(shards_.size());
-    assign_groups();
-    draw_participants();
-    set_initial_models();
-    pool_ = std::make_unique<detail::ThreadPool>(options_.resolved_threads(n));  // last: the costliest to undo
+      : Engine(Setup{}, std::move(topology), options, std::forward<Plugins>(plugins)...) {
+    detail::require(static_cast<Index>(shards.size()) == topology_.workers(),
+                    "'shards' holds {} objectives but the topology has {} workers: give one shard per worker",
+                    shards.size(), topology_.workers());
+    const auto first = shards.begin() + backend_.first_worker();
+    shards_.assign(std::make_move_iterator(first), std::make_move_iterator(first + backend_.local_workers()));
+    build(sampler);
+  }
+
+  /// The same, with the shards made by `make_shard(j)` for each worker j this process hosts (all
+  /// of them in process; a rank's own block under a distributed backend, so that memory for the
+  /// data scales as 1 / ranks).
+  template <class ShardFactory, class... Plugins>
+    requires std::is_invocable_r_v<ObjectiveType, ShardFactory&, Index>
+  Engine(Topology topology, ShardFactory&& make_shard, SamplerType sampler, Options options, Plugins&&... plugins)
+      : Engine(Setup{}, std::move(topology), options, std::forward<Plugins>(plugins)...) {
+    shards_.reserve(static_cast<std::size_t>(backend_.local_workers()));
+    for (Index j = backend_.first_worker(); j < backend_.first_worker() + backend_.local_workers(); ++j)
+      shards_.push_back(make_shard(j));
+    build(sampler);
   }
 
   Engine(const Engine&) = delete;
@@ -279,14 +274,19 @@ class Engine {
     check_worker(worker);
     return models_.col(worker);
   }
-  /// All models, worker j in column j.
+  /// All models, worker j in column j. Under a distributed backend the columns of workers hosted
+  /// on other ranks are current only after gather_models().
   [[nodiscard]] const Matrix<Scalar>& models() const { return models_; }
+  /// Makes every column of models() current on every rank: collective under a distributed
+  /// backend (an all-gather of d x n scalars), nothing in process.
+  void gather_models() const { backend_.gather_columns(models_.data(), dimension_); }
   /// The last minibatch gradient of every worker, worker j in column j.
   [[nodiscard]] const Matrix<Scalar>& gradients() const { return gradients_; }
   /// The update policy's state, worker j in column j (empty for stateless policies).
   [[nodiscard]] const Matrix<Scalar>& states() const { return states_; }
 
-  /// xbar = sum_j w_j x^j / sum_j w_j, the (virtual) global average.
+  /// xbar = sum_j w_j x^j / sum_j w_j, the (virtual) global average. Collective under a
+  /// distributed backend (it gathers the models first).
   [[nodiscard]] Vector<Scalar> global_average() const {
     Vector<Scalar> average(dimension());
     global_average(average);
@@ -294,25 +294,44 @@ class Engine {
   }
   void global_average(VectorRef<Scalar> out) const {
     check_dimension(out.size(), "out");
+    gather_models();
     out.noalias() = models_ * normalised_weights_;
   }
 
-  /// f(x) = sum_j (w_j / sum w) F_j(x).
+  /// f(x) = sum_j (w_j / sum w) F_j(x), summed in worker order. Collective under a distributed
+  /// backend: each rank evaluates its shards, and every rank sums all values in the same order.
   [[nodiscard]] Scalar loss(ConstVectorRef<Scalar> x) const {
     check_dimension(x.size(), "x");
     Scalar total = 0;
-    for (std::size_t j = 0; j < shards_.size(); ++j) total += normalised_weights_(static_cast<Index>(j)) * shards_[j].value(x);
+    if constexpr (BackendType::distributed) {
+      for (std::size_t k = 0; k < shards_.size(); ++k)
+        value_scratch_[static_cast<std::size_t>(backend_.first_worker()) + k] = shards_[k].value(x);
+      backend_.gather_values(value_scratch_.data());
+      for (std::size_t j = 0; j < value_scratch_.size(); ++j)
+        total += normalised_weights_(static_cast<Index>(j)) * value_scratch_[j];
+    } else {
+      for (std::size_t j = 0; j < shards_.size(); ++j)
+        total += normalised_weights_(static_cast<Index>(j)) * shards_[j].value(x);
+    }
     return total;
   }
-  /// grad f(x), through `scratch` (size d) so repeated calls allocate nothing.
+  /// grad f(x), through `scratch` (size d) so repeated calls allocate nothing. Collective under
+  /// a distributed backend, like loss().
   void gradient(ConstVectorRef<Scalar> x, VectorRef<Scalar> out, VectorRef<Scalar> scratch) const {
     check_dimension(x.size(), "x");
     check_dimension(out.size(), "out");
     check_dimension(scratch.size(), "scratch");
     out.setZero();
-    for (std::size_t j = 0; j < shards_.size(); ++j) {
-      shards_[j].gradient(x, scratch);
-      out.noalias() += normalised_weights_(static_cast<Index>(j)) * scratch;
+    if constexpr (BackendType::distributed) {
+      for (std::size_t k = 0; k < shards_.size(); ++k)
+        shards_[k].gradient(x, column_scratch_.col(backend_.first_worker() + static_cast<Index>(k)));
+      backend_.gather_columns(column_scratch_.data(), dimension_);
+      for (Index j = 0; j < workers(); ++j) out.noalias() += normalised_weights_(j) * column_scratch_.col(j);
+    } else {
+      for (std::size_t j = 0; j < shards_.size(); ++j) {
+        shards_[j].gradient(x, scratch);
+        out.noalias() += normalised_weights_(static_cast<Index>(j)) * scratch;
+      }
     }
   }
   [[nodiscard]] Vector<Scalar> gradient(ConstVectorRef<Scalar> x) const {
@@ -327,7 +346,7 @@ class Engine {
 
   [[nodiscard]] Index dimension() const {
     require_live();
-    return shards_.front().dimension();
+    return dimension_;
   }
   [[nodiscard]] Index workers() const {
     require_live();
@@ -343,10 +362,47 @@ class Engine {
   [[nodiscard]] const Options& options() const { return options_; }
   [[nodiscard]] const Topology& topology() const { return topology_; }
   [[nodiscard]] const Schedule& schedule() const { return schedule_; }
+  /// The shards of the workers this process hosts (all of them in process), in worker order.
   [[nodiscard]] const std::vector<Objective>& shards() const { return shards_; }
-  [[nodiscard]] const WorkerType& worker(Index j) const {
+  /// Worker j's shard; j must be hosted here.
+  [[nodiscard]] const Objective& shard(Index j) const {
+    check_hosted(j);
+    return shards_[static_cast<std::size_t>(j - backend_.first_worker())];
+  }
+  /// m_j, the samples of worker j's shard (known on every rank).
+  [[nodiscard]] Index sample_count(Index j) const {
     check_worker(j);
-    return workers_[static_cast<std::size_t>(j)];
+    return sample_counts_[static_cast<std::size_t>(j)];
+  }
+  /// Worker j; j must be hosted here.
+  [[nodiscard]] const WorkerType& worker(Index j) const {
+    check_hosted(j);
+    return workers_[static_cast<std::size_t>(j - backend_.first_worker())];
+  }
+  /// Whether this process hosts worker j (always, in process).
+  [[nodiscard]] bool hosts(Index j) const {
+    check_worker(j);
+    return backend_.hosts(j);
+  }
+  /// The backend (for a distributed one: its rank, layout and communication counters).
+  [[nodiscard]] const BackendType& backend() const { return backend_; }
+  /// Whether `flag` is true in any process of the run: collective under a distributed backend
+  /// (how the ranks agree to stop at the same step), `flag` itself in process.
+  [[nodiscard]] bool any_process(bool flag) const { return backend_.any(flag); }
+  /// For a measurement over all workers (see DivergenceProbe): every rank fills the columns of
+  /// the workers it hosts, and afterwards every rank has all n columns (d rows). Collective under
+  /// a distributed backend, nothing in process.
+  void gather_worker_columns(Matrix<Scalar>& columns) const {
+    detail::require(columns.rows() == dimension_ && columns.cols() == workers(),
+                    "'columns' is {} x {} but must be {} x {} (dimension x workers)", columns.rows(), columns.cols(),
+                    dimension_, workers());
+    backend_.gather_columns(columns.data(), dimension_);
+  }
+  /// The same for one value per worker.
+  void gather_worker_values(std::span<double> values) const {
+    detail::require(static_cast<Index>(values.size()) == workers(), "'values' holds {} values for {} workers",
+                    values.size(), workers());
+    backend_.gather_values(values.data());
   }
   [[nodiscard]] const ServerType& server(Index level, Index unit) const {
     check_level(level);
@@ -400,8 +456,16 @@ class Engine {
   /// worker's column before using it, so they never change the run; `gradients()` keeps what it
   /// held before a load. A failed engine is not saved (InvalidState). The models are written
   /// from where they are: the engine must not step until the writer has written the file.
+  ///
+  /// Under a distributed backend this is collective: every rank calls it (through
+  /// save_checkpoint), the models, states and server averages are gathered, and rank 0 writes a
+  /// file that is the same bits as the in-process engine's at that step.
   void save_state(CheckpointWriter& out) const {
     require_steppable();
+    if constexpr (BackendType::distributed) {
+      gather_models();
+      if constexpr (UpdateType::has_state) backend_.gather_columns(states_.data(), dimension_);
+    }
     out.set_scalar_code(CheckpointFormat::scalar_code<Scalar>());
     for (const auto& [name, value] : checkpoint_settings()) out.put_setting(name, value);
     out.put_index(step_);
@@ -412,16 +476,16 @@ class Engine {
     out.put_indices(slot_to_worker_);
     out.put_scalars(models_.data(), static_cast<std::size_t>(models_.size()));
     out.put_scalars(states_.data(), static_cast<std::size_t>(states_.size()));
-    for (const auto& worker : workers_) {
-      out.put_rng(worker.rng());
-      detail::save_plugin(out, worker.sampler());
-    }
-    for (const auto& row : servers_)
-      for (const auto& server : row) server.save_state(out);
+    save_workers(out);
+    save_servers(out);
     detail::save_plugin(out, update_);
     detail::save_plugin(out, rate_);
     detail::save_plugin(out, grouping_);
   }
+
+  /// Whether this process writes the checkpoint file (see save_checkpoint): rank 0 under a
+  /// distributed backend, always in process.
+  [[nodiscard]] bool checkpoint_writes_file() const { return backend_.is_root(); }
 
   /// Reads a section written by save_state and checks it against this engine, changing nothing.
   /// Throws CheckpointError naming the first setting that differs (topology, seed, dimension,
@@ -443,8 +507,6 @@ class Engine {
   /// types, and every shard's sample count.
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> checkpoint_settings() const {
     require_live();
-    std::vector<Index> samples;
-    for (const auto& shard : shards_) samples.push_back(shard.sample_count());
     std::string topology;
     for (Index level = 1; level <= topology_.levels(); ++level) {
       topology += fmt::format("{}level {}: period {}, units {}", level > 1 ? "; " : "", level, topology_.period(level),
@@ -469,10 +531,69 @@ class Engine {
             {"update policy", type_name<UpdateType>()},
             {"rate schedule", type_name<RateType>()},
             {"grouping policy", type_name<GroupingType>()},
-            {"shard sample counts", fmt::format("{}", samples)}};
+            {"shard sample counts", fmt::format("{}", sample_counts_)}};
   }
 
  private:
+  struct Setup {};
+
+  /// Everything that does not depend on the shards: options, topology, plug-ins, backend.
+  template <class... Plugins>
+  Engine(Setup, Topology topology, const Options& options, Plugins&&... plugins)
+      : options_(validated(options)),
+        topology_(validated(std::move(topology))),
+        schedule_(topology_, options_.warmup_steps, options_.warmup_mode),
+        update_(detail::take_plugin<UpdateType>(std::forward<Plugins>(plugins)...)),
+        rate_(detail::take_plugin<RateType>(std::forward<Plugins>(plugins)...)),
+        grouping_(detail::take_plugin<GroupingType>(std::forward<Plugins>(plugins)...)),
+        backend_(detail::take_plugin<BackendType>(std::forward<Plugins>(plugins)...)),
+        grouping_rng_(make_stream(options_.seed, StreamKind::grouping, 0)),
+        aggregations_(static_cast<std::size_t>(topology_.levels()), 0) {
+    static_assert(((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> ||
+                    std::is_same_v<std::remove_cvref_t<Plugins>, RateType> ||
+                    std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType> ||
+                    std::is_same_v<std::remove_cvref_t<Plugins>, BackendType>) && ...),
+                  "hsgd Engine: every argument after the options must be this Engine's update policy, "
+                  "learning-rate schedule, grouping policy or backend");
+    static_assert((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> + ... + 0) <= 1 &&
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, RateType> + ... + 0) <= 1 &&
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType> + ... + 0) <= 1 &&
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, BackendType> + ... + 0) <= 1,
+                  "hsgd Engine: give the update policy, the learning-rate schedule, the grouping policy and the "
+                  "backend at most once each");
+    update_.validate();
+    rate_.validate();
+    check_learning_rate_type();
+    backend_.attach(topology_.workers(), topology_.levels());
+  }
+
+  /// The rest of construction, once this process's shards are in shards_.
+  void build(const SamplerType& sampler) {
+    sampler_prototype_.emplace(sampler);
+    check_shards();
+    const Index d = dimension_;
+    const Index n = topology_.workers();
+    detail::require(d <= std::numeric_limits<Index>::max() / static_cast<Index>(sizeof(Scalar)) / n,
+                    "the models need {} x {} scalars, more than memory can address: lower the dimension or the "
+                    "number of workers", d, n);
+    models_.setZero(d, n);
+    gradients_.setZero(d, n);
+    states_.setZero(UpdateType::has_state ? d : 0, UpdateType::has_state ? n : 0);
+    state_scratch_.setZero(UpdateType::has_state ? d : 0);
+    if constexpr (BackendType::distributed) {
+      unit_buffer_.setZero(d);
+      column_scratch_.setZero(d, n);
+      value_scratch_.assign(static_cast<std::size_t>(n), Scalar(0));
+    }
+    make_workers(sampler);
+    make_servers();
+    slot_scratch_.resize(static_cast<std::size_t>(n));
+    assign_groups();
+    draw_participants();
+    set_initial_models();
+    pool_ = std::make_unique<detail::ThreadPool>(options_.resolved_threads(backend_.local_workers()));  // last: the costliest to undo
+  }
+
   /// A checkpoint's state, read and checked, not yet in force. The large arrays stay in the
   /// checkpoint's bytes until commit copies them into place.
   struct Staged {
@@ -516,9 +637,16 @@ class Engine {
     staged.states = in.view_scalars<Scalar>(static_cast<std::size_t>(states_.size()), "the optimizer states");
     staged.worker_rngs.reserve(workers_.size());
     staged.samplers.reserve(workers_.size());
-    for (const auto& worker : workers_) {
-      staged.worker_rngs.push_back(in.get_rng("a worker's stream"));
-      detail::load_plugin(in, staged.samplers.emplace_back(worker.sampler()));
+    for (Index j = 0; j < n; ++j) {  // every worker's; a process keeps those it hosts
+      const Rng rng = in.get_rng("a worker's stream");
+      if (backend_.hosts(j)) {
+        staged.worker_rngs.push_back(rng);
+        detail::load_plugin(in, staged.samplers.emplace_back(workers_[static_cast<std::size_t>(j - backend_.first_worker())].sampler()));
+      } else {
+        SamplerType elsewhere = *sampler_prototype_;
+        elsewhere.bind(sample_counts_[static_cast<std::size_t>(j)]);
+        detail::load_plugin(in, elsewhere);
+      }
     }
     for (Index level = 1; level <= topology_.levels(); ++level) {
       const auto offsets = topology_.unit_offsets(level);
@@ -559,6 +687,7 @@ class Engine {
       workers_[j].restore(staged.worker_rngs[j], std::move(staged.samplers[j]));
     for (std::size_t level = 0; level < servers_.size(); ++level)
       for (std::size_t unit = 0; unit < servers_[level].size(); ++unit) servers_[level][unit].restore(staged.servers[level][unit]);
+    std::fill(server_current_.begin(), server_current_.end(), char{1});
     std::fill(active_.begin(), active_.end(), static_cast<char>(partial_participation() ? 0 : 1));
     if (partial_participation())
       for (const auto& server : servers_.front())
@@ -567,6 +696,44 @@ class Engine {
     rate_ = std::move(staged.rate);
     grouping_ = std::move(staged.grouping);
     failure_.clear();
+  }
+
+  /// Every worker's stream and sampler, in worker order; under a distributed backend each rank
+  /// writes its own and rank 0 receives the others'.
+  void save_workers(CheckpointWriter& out) const {
+    if constexpr (BackendType::distributed) {
+      CheckpointWriter local;
+      for (const auto& worker : workers_) {
+        local.put_rng(worker.rng());
+        detail::save_plugin(local, worker.sampler());
+      }
+      std::vector<char> bytes = local.payload();
+      backend_.gather_bytes(bytes);
+      out.put_bytes(bytes);
+    } else {
+      for (const auto& worker : workers_) {
+        out.put_rng(worker.rng());
+        detail::save_plugin(out, worker.sampler());
+      }
+    }
+  }
+
+  /// Every server's state; under a distributed backend the last averages come from ranks that
+  /// took part in each server's last round (the others' copies are out of date).
+  void save_servers(CheckpointWriter& out) const {
+    if constexpr (BackendType::distributed) {
+      saved_averages_.resize(dimension_, static_cast<Index>(server_current_.size()));
+      Index k = 0;
+      for (const auto& row : servers_)
+        for (const auto& server : row) saved_averages_.col(k++) = server.model();
+      backend_.collect_at_root(saved_averages_.data(), dimension_, server_current_);
+      k = 0;
+      for (const auto& row : servers_)
+        for (const auto& server : row) server.save_state(out, saved_averages_.col(k++).data());
+    } else {
+      for (const auto& row : servers_)
+        for (const auto& server : row) server.save_state(out);
+    }
   }
 
   static const Options& validated(const Options& options) {
@@ -622,32 +789,52 @@ class Engine {
     }
   }
 
+  /// Shard 0 draws the initial model (under a distributed backend, on its rank, which sends it).
   void set_initial_models() {
     if constexpr (objective_requirements::has_initial_model<Objective>) {
-      Rng rng = make_stream(options_.seed, StreamKind::initial_model, 0);
-      const Vector<Scalar> x0 = shards_.front().initial_model(rng);
-      detail::require(x0.size() == dimension(), "shard 0's initial_model has {} coordinates but the model has {}",
-                      x0.size(), dimension());
-      detail::require(x0.allFinite(), "shard 0's initial_model is not finite");
+      Vector<Scalar> x0(dimension_);
+      if (backend_.hosts(0)) {
+        Rng rng = make_stream(options_.seed, StreamKind::initial_model, 0);
+        x0 = shards_.front().initial_model(rng);
+        detail::require(x0.size() == dimension_, "shard 0's initial_model has {} coordinates but the model has {}",
+                        x0.size(), dimension_);
+        detail::require(x0.allFinite(), "shard 0's initial_model is not finite");
+      }
+      backend_.broadcast(x0.data(), dimension_, 0);
       models_.colwise() = x0;
     }
   }
 
-  void check_shards() const {
-    detail::require(static_cast<Index>(shards_.size()) == topology_.workers(),
-                    "'shards' holds {} objectives but the topology has {} workers: give one shard per worker",
-                    shards_.size(), topology_.workers());
-    const Index d = shards_.front().dimension();
-    detail::require(d > 0, "shard 0 has dimension {}: the model needs at least one coordinate", d);
-    for (std::size_t j = 0; j < shards_.size(); ++j) {
-      detail::require(shards_[j].dimension() == d, "shard {} has dimension {} but shard 0 has dimension {}", j,
-                      shards_[j].dimension(), d);
-      detail::require(shards_[j].sample_count() > 0, "shard {} has no samples", j);
+  /// Every shard's dimension and sample count, gathered from the ranks that hold them, checked the
+  /// same way on every rank.
+  void check_shards() {
+    const auto n = static_cast<std::size_t>(topology_.workers());
+    std::vector<Index> dimensions(n, 0);
+    sample_counts_.assign(n, 0);
+    for (std::size_t k = 0; k < shards_.size(); ++k) {
+      const auto j = static_cast<std::size_t>(backend_.first_worker()) + k;
+      dimensions[j] = shards_[k].dimension();
+      sample_counts_[j] = shards_[k].sample_count();
+    }
+    backend_.gather_values(dimensions.data());
+    backend_.gather_values(sample_counts_.data());
+    dimension_ = dimensions.front();
+    detail::require(dimension_ > 0, "shard 0 has dimension {}: the model needs at least one coordinate", dimension_);
+    for (std::size_t j = 0; j < n; ++j) {
+      detail::require(dimensions[j] == dimension_, "shard {} has dimension {} but shard 0 has dimension {}", j,
+                      dimensions[j], dimension_);
+      detail::require(sample_counts_[j] > 0, "shard {} has no samples", j);
     }
   }
 
   void check_worker(Index worker) const {
     detail::require(worker >= 0 && worker < workers(), "'worker' ({}) must be in [0, {})", worker, workers());
+  }
+
+  void check_hosted(Index worker) const {
+    check_worker(worker);
+    detail::require(backend_.hosts(worker), "worker {} is hosted by another rank; this one hosts workers [{}, {})",
+                    worker, backend_.first_worker(), backend_.first_worker() + backend_.local_workers());
   }
 
   void check_level(Index level) const {
@@ -685,10 +872,11 @@ class Engine {
   /// worker index, so the error names the same worker whatever the thread count.
   void local_steps(Scalar learning_rate) {
     std::atomic<Index> first_non_finite{workers()};
+    const Index first = backend_.first_worker();
     auto chunk = [&](Index begin, Index end) {
-      for (Index j = begin; j < end; ++j) {
+      for (Index j = first + begin; j < first + end; ++j) {
         if (active_[static_cast<std::size_t>(j)] == 0) continue;
-        auto& worker = workers_[static_cast<std::size_t>(j)];
+        auto& worker = workers_[static_cast<std::size_t>(j - first)];
         worker.step(update_, learning_rate);
         if (options_.check_finite && !all_finite(worker.model())) {
           Index seen = first_non_finite.load(std::memory_order_relaxed);
@@ -698,25 +886,26 @@ class Engine {
         }
       }
     };
-    pool_->for_each_chunk(workers(), chunk);
+    pool_->for_each_chunk(backend_.local_workers(), chunk);
     if (first_non_finite.load(std::memory_order_relaxed) < workers())
       throw NumericalError(step_, first_non_finite.load(std::memory_order_relaxed), 0);
   }
 
+  /// The workers this process hosts, each viewing its columns; the weights of all workers.
   void make_workers(const SamplerType& sampler) {
-    const Index d = dimension();
+    const Index d = dimension_;
     const Index state_size = UpdateType::has_state ? d : 0;
     workers_.reserve(shards_.size());
-    raw_weights_.resize(shards_.size());
-    for (Index j = 0; j < topology_.workers(); ++j) {
-      const auto& shard = shards_[static_cast<std::size_t>(j)];
-      workers_.emplace_back(j, shard, sampler, make_stream(options_.seed, StreamKind::worker, static_cast<std::uint64_t>(j)),
+    for (std::size_t k = 0; k < shards_.size(); ++k) {
+      const Index j = backend_.first_worker() + static_cast<Index>(k);
+      workers_.emplace_back(j, shards_[k], sampler, make_stream(options_.seed, StreamKind::worker, static_cast<std::uint64_t>(j)),
                             Eigen::Map<Vector<Scalar>>(models_.col(j).data(), d),
                             Eigen::Map<Vector<Scalar>>(gradients_.col(j).data(), d),
                             Eigen::Map<Vector<Scalar>>(state_size > 0 ? states_.col(j).data() : nullptr, state_size));
-      raw_weights_[static_cast<std::size_t>(j)] =
-          options_.weighting == Weighting::uniform ? Scalar(1) : static_cast<Scalar>(shard.sample_count());
     }
+    raw_weights_.resize(sample_counts_.size());
+    for (std::size_t j = 0; j < sample_counts_.size(); ++j)
+      raw_weights_[j] = options_.weighting == Weighting::uniform ? Scalar(1) : static_cast<Scalar>(sample_counts_[j]);
     const Eigen::Map<const Vector<Scalar>> raw(raw_weights_.data(), topology_.workers());
     normalised_weights_ = raw / raw.sum();
   }
@@ -724,14 +913,17 @@ class Engine {
   void make_servers() {
     std::uint64_t id = 0;
     for (Index level = 1; level <= topology_.levels(); ++level) {
+      server_offsets_.push_back(static_cast<std::size_t>(id));
       auto& row = servers_.emplace_back();
       for (Index unit = 0; unit < topology_.units(level); ++unit)
         row.emplace_back(level, unit, dimension(), make_stream(options_.seed, StreamKind::server, id++));
     }
-    slot_to_worker_.resize(shards_.size());
+    server_current_.assign(static_cast<std::size_t>(id), char{1});
+    const auto n = static_cast<std::size_t>(topology_.workers());
+    slot_to_worker_.resize(n);
     std::iota(slot_to_worker_.begin(), slot_to_worker_.end(), Index{0});  // a valid grouping until the first
-    worker_to_slot_.resize(shards_.size());
-    active_.assign(shards_.size(), char{1});
+    worker_to_slot_.resize(n);
+    active_.assign(n, char{1});
     last_round_participants_ = workers();
   }
 
@@ -811,14 +1003,33 @@ class Engine {
     draw_participants();
   }
 
+  /// Every unit of the level averages (through the backend: in process, the Server alone). A rank
+  /// that takes no part in a unit's round leaves its cached columns of the unit as they were.
   void aggregate_servers(Index level) {
+    std::size_t index = server_offsets_[static_cast<std::size_t>(level - 1)];
     for (auto& server : servers_[static_cast<std::size_t>(level - 1)]) {
-      server.aggregate(models_);
+      const bool here = backend_.average_unit(
+          level, server.participants(), server.members(), models_, unit_buffer_,
+          [&]() -> const Vector<Scalar>& {
+            server.aggregate(models_);
+            return server.model();
+          },
+          [&] { server.adopt(unit_buffer_, models_); });
+      server_current_[index++] = here ? 1 : 0;
+      if (!here) continue;
       if (options_.check_finite && !all_finite(server.model())) throw NumericalError(step_, server.members()[0], level);
       if constexpr (UpdateType::has_state) {
         switch (update_.state_at_aggregation()) {
           case StateAtAggregation::keep: break;
-          case StateAtAggregation::average: server.aggregate_state(states_, state_scratch_); break;
+          case StateAtAggregation::average:
+            backend_.average_unit(
+                level, server.participants(), server.members(), states_, state_scratch_,
+                [&]() -> const Vector<Scalar>& {
+                  server.aggregate_state(states_, state_scratch_);
+                  return state_scratch_;
+                },
+                [&] { server.write_to_members(state_scratch_, states_); });
+            break;
           case StateAtAggregation::reset: server.reset_state(states_); break;
         }
       }
@@ -843,21 +1054,34 @@ class Engine {
   Options options_;
   Topology topology_;
   Schedule schedule_;
-  std::vector<Objective> shards_;
+  std::vector<Objective> shards_;  // the shards of the workers hosted here, in worker order
   UpdateType update_;
   RateType rate_;
   GroupingType grouping_;
+  BackendType backend_;
   Rng grouping_rng_;  // the grouping policy's stream
+  Index dimension_ = 0;
+  std::vector<Index> sample_counts_;  // m_j of every worker, hosted here or not
 
-  Matrix<Scalar> models_;     // x^j in column j
+  // x^j in column j. Under a distributed backend the columns of workers hosted elsewhere are a
+  // cache that gather_models() refreshes, hence mutable.
+  mutable Matrix<Scalar> models_;
   Matrix<Scalar> gradients_;  // last minibatch gradient of worker j in column j
-  Matrix<Scalar> states_;     // update-policy state of worker j in column j (or empty)
+  mutable Matrix<Scalar> states_;  // update-policy state of worker j in column j (or empty); a cache like models_
   Vector<Scalar> state_scratch_;
   std::vector<Scalar> raw_weights_;    // w_j: 1, or m_j
   Vector<Scalar> normalised_weights_;  // w_j / sum w
+  // Distributed backends only: where a unit's average arrives, and the gathers of loss and gradient.
+  Vector<Scalar> unit_buffer_;
+  mutable Matrix<Scalar> column_scratch_;
+  mutable std::vector<Scalar> value_scratch_;
 
-  std::vector<WorkerType> workers_;
+  std::vector<WorkerType> workers_;  // the workers hosted here, in worker order
   std::vector<std::vector<ServerType>> servers_;  // servers_[l - 1][unit]
+  std::vector<std::size_t> server_offsets_;       // servers of the levels below l: index of server (l, 0)
+  std::vector<char> server_current_;              // whether this process took part in the server's last round
+  mutable Matrix<Scalar> saved_averages_;         // distributed save: the servers' last averages, until written
+  std::optional<SamplerType> sampler_prototype_;  // the sampler as given: read other ranks' samplers from a checkpoint
   std::vector<Index> slot_to_worker_;
   std::vector<Index> slot_scratch_;  // the grouping policy's answer, before it is checked
   std::vector<Index> worker_to_slot_;
@@ -872,8 +1096,8 @@ class Engine {
   detail::Liveness live_;
 };
 
-/// Deduces the Engine from its arguments: the update policy, rate schedule and grouping policy
-/// are found among the plug-ins by the concept each satisfies, and default when absent.
+/// Deduces the Engine from its arguments: the update policy, rate schedule, grouping policy and
+/// backend are found among the plug-ins by the concept each satisfies, and default when absent.
 template <class Objective, class SamplerType, class... Plugins>
 Engine(Topology, std::vector<Objective>, SamplerType, Options, Plugins&&...)
     -> Engine<Objective, SamplerType,
@@ -881,6 +1105,21 @@ Engine(Topology, std::vector<Objective>, SamplerType, Options, Plugins&&...)
                                         std::remove_cvref_t<Plugins>...>::type,
               typename detail::first_of<detail::is_rate_schedule, ConstantRate, std::remove_cvref_t<Plugins>...>::type,
               typename detail::first_of<detail::is_grouping_policy, ContiguousGrouping,
-                                        std::remove_cvref_t<Plugins>...>::type>;
+                                        std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_backend, InProcess, std::remove_cvref_t<Plugins>...>::type>;
+
+/// The same with a shard factory: the objective is what `make_shard(j)` returns.
+template <class ShardFactory, class SamplerType, class... Plugins>
+  requires std::is_invocable_v<ShardFactory&, Index>
+Engine(Topology, ShardFactory&&, SamplerType, Options, Plugins&&...)
+    -> Engine<std::remove_cvref_t<std::invoke_result_t<ShardFactory&, Index>>, SamplerType,
+              typename detail::first_of<
+                  detail::is_update_policy_for<
+                      typename std::remove_cvref_t<std::invoke_result_t<ShardFactory&, Index>>::Scalar>::template role,
+                  Sgd, std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_rate_schedule, ConstantRate, std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_grouping_policy, ContiguousGrouping,
+                                        std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_backend, InProcess, std::remove_cvref_t<Plugins>...>::type>;
 
 }  // namespace hsgd
