@@ -43,6 +43,7 @@
 #include "hsgd/probe/record.hpp"
 #include "hsgd/worker/worker.hpp"
 
+#include "hsgd/run/backend.hpp"
 #include "hsgd/run/engine.hpp"
 #include "hsgd/run/observer.hpp"
 #include "hsgd/run/options.hpp"

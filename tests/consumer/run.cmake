@@ -44,6 +44,9 @@ endif()
 
 run(${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR} -B ${consumer_build} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
     ${compiler} ${how})
+if(EXPECT_MPI AND NOT output MATCHES "hsgd::mpi is available")
+  message(FATAL_ERROR "hsgd was built with MPI, but the consumer found no hsgd::mpi:\n${output}")
+endif()
 run(${CMAKE_COMMAND} --build ${consumer_build})
 run(${consumer_build}/consumer)
 message(STATUS "${output}")
