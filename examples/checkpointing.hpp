@@ -101,9 +101,7 @@ class Study {
         [&](auto&... part) {
           hsgd::Checkpointer checkpointer(flags_.checkpoint, options(), part..., *this);
           engine.run(observers..., checkpointer);
-          // A signal that came after the last step's check: save that step before stopping.
-          if (hsgd::StopSignals::received() != 0 && checkpointer.last_saved_step() != engine.step_count())
-            checkpointer.save(engine);
+          checkpointer.finish(engine);  // a signal after the last step's check: save that step too
         },
         parts);
     if (hsgd::StopSignals::received() == 0) return true;

@@ -2,7 +2,7 @@
 // their shards of benchmark B1's non-IID logistic problem; the schemes are local SGD with the
 // local period I, H-SGD(I, G) with random groups and local SGD with the global period G. The
 // results table is the same, digit for digit, at any number of ranks (the models are the same
-// bits as in one process); the second table gives each level's communication: rounds that
+// bits as in one process); the second table gives each level's communication: unit rounds that
 // crossed ranks, messages and megabytes sent (summed over the ranks) and the seconds of the rank
 // that spent the longest communicating.
 //
@@ -93,8 +93,9 @@ void print_tables(const Settings& s, const std::vector<std::vector<Outcome>>& ou
   fmt::print("(means over {} seeds, +- one standard error; D_up, D_down time-averaged at xbar_t)\n", s.seeds);
   fmt::print("local-sgd-I <= hsgd-random <= local-sgd-G: {}\n", check);
 
-  fmt::print("\ncommunication on {} ranks (seed 1; MB summed over the ranks, seconds of the slowest rank)\n", ranks);
-  fmt::print("{:<12} {:>6} {:>8} {:>10} {:>10} {:>10} {:>10}\n", "scheme", "level", "period", "rounds", "messages", "MB",
+  fmt::print("\ncommunication on {} ranks (seed 1; x-rounds: unit rounds that crossed ranks; messages and MB summed "
+             "over the ranks; seconds of the slowest rank)\n", ranks);
+  fmt::print("{:<12} {:>6} {:>8} {:>10} {:>10} {:>10} {:>10}\n", "scheme", "level", "period", "x-rounds", "messages", "MB",
              "comm s");
   for (std::size_t k = 0; k < scheme_names.size(); ++k) {
     const Outcome& first = outcomes[k].front();
@@ -164,8 +165,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  const int status = hsgd::mpi::run_or_abort(MPI_COMM_WORLD, [&] { return run(argc, argv); });
-  MPI_Finalize();
-  return status;
+  const hsgd::mpi::Session mpi(argc, argv);
+  return hsgd::mpi::run_or_abort(MPI_COMM_WORLD, [&] { return run(argc, argv); });
 }

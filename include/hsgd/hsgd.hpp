@@ -20,6 +20,8 @@
 #include "hsgd/data/generators.hpp"
 #include "hsgd/data/layout.hpp"
 #include "hsgd/data/partition.hpp"
+#include "hsgd/data/preprocess.hpp"
+#include "hsgd/data/readers.hpp"
 
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/objective/logistic.hpp"

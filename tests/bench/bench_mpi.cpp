@@ -129,8 +129,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  const int status = hsgd::mpi::run_or_abort(MPI_COMM_WORLD, [&] { return run(argc, argv); });
-  MPI_Finalize();
-  return status;
+  const hsgd::mpi::Session mpi(argc, argv);
+  return hsgd::mpi::run_or_abort(MPI_COMM_WORLD, [&] { return run(argc, argv); });
 }

@@ -3,8 +3,8 @@
 #include <hsgd/mpi/mpi.hpp>
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  const int status = hsgd::mpi::run_or_abort(MPI_COMM_WORLD, [] {
+  const hsgd::mpi::Session mpi(argc, argv);
+  return hsgd::mpi::run_or_abort(MPI_COMM_WORLD, [] {
     hsgd::B1Data data;
     data.workers = 4;
     data.dimension = 3;
@@ -14,6 +14,4 @@ int main(int argc, char** argv) {
                         hsgd::UniformSampler(2), options, hsgd::mpi::Cluster(MPI_COMM_WORLD));
     return engine.run().steps == 8 ? 0 : 1;
   });
-  MPI_Finalize();
-  return status;
 }

@@ -7,7 +7,7 @@
 //   test_mpi_checkpoint resume FILE    (likewise; exits non-zero on any difference)
 //   test_mpi_checkpoint signal FILE    (under mpirun: the last rank alone gets a SIGTERM during
 //                                       the stop step; every rank's Checkpointer must save and
-//                                       stop at that step)
+//                                       stop at that step; then the same job resumes from it)
 //
 // The run: unequal groups, data-size weights, random groups re-drawn at every global round,
 // partial participation, momentum whose state is averaged, a ShuffledSampler (its epoch order
@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  MPI_Init(&argc, &argv);
+  const hsgd::mpi::Session mpi(argc, argv);
   int rank = 0;
   int ranks = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -182,13 +182,15 @@ int main(int argc, char** argv) {
       save(make_engine(hsgd::mpi::Cluster(MPI_COMM_WORLD)), path);
       return 0;
     }
-    if (args[0] == "signal") return stop_by_signal(make_engine(hsgd::mpi::Cluster(MPI_COMM_WORLD)), path, rank == ranks - 1);
+    if (args[0] == "signal") {  // and resume in the same job: every rank sees the file rank 0 wrote
+      if (stop_by_signal(make_engine(hsgd::mpi::Cluster(MPI_COMM_WORLD)), path, rank == ranks - 1) != 0) return 1;
+      return resume(make_engine(hsgd::mpi::Cluster(MPI_COMM_WORLD)), path, fmt::format("rank {} of {}", rank, ranks));
+    }
     return resume(make_engine(hsgd::mpi::Cluster(MPI_COMM_WORLD)), path, fmt::format("rank {} of {}", rank, ranks));
   });
   int total = 0;
   MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0 && args[0] == "resume")
+  if (rank == 0 && args[0] != "save")
     fmt::print("resumed on {} ranks: {}\n", ranks, total == 0 ? "the same bits as the run that never stopped" : "DIFFERENT");
-  MPI_Finalize();
   return total == 0 ? 0 : 1;
 }

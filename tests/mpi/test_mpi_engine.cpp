@@ -46,11 +46,15 @@ std::vector<char> record_bytes(const hsgd::MemoryRecorder& recorder) {
   return out.finish();
 }
 
-/// Messages a level's round sends in all, summed over the ranks, when every member takes part:
-/// for a unit on k > 1 ranks, one per member hosted off the root and one per other rank.
-Index messages_per_round(const hsgd::Topology& topology, Index level, std::span<const Index> slot_to_worker,
-                         const hsgd::mpi::Cluster& cluster) {
+/// What a level's round sends in all, summed over the ranks, when every member takes part: for a
+/// unit on k > 1 ranks, one message per member hosted off the root and one per other rank.
+struct RoundTraffic {
+  Index units_crossing_ranks = 0;
   Index messages = 0;
+};
+RoundTraffic traffic_per_round(const hsgd::Topology& topology, Index level, std::span<const Index> slot_to_worker,
+                               const hsgd::mpi::Cluster& cluster) {
+  RoundTraffic traffic;
   const auto offsets = topology.unit_offsets(level);
   for (std::size_t unit = 0; unit + 1 < offsets.size(); ++unit) {
     std::vector<int> ranks;
@@ -61,10 +65,11 @@ Index messages_per_round(const hsgd::Topology& topology, Index level, std::span<
     std::sort(distinct.begin(), distinct.end());
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
     if (distinct.size() == 1) continue;
-    messages += static_cast<Index>(std::count_if(ranks.begin(), ranks.end(), [&](int r) { return r != root; }));
-    messages += static_cast<Index>(distinct.size()) - 1;
+    ++traffic.units_crossing_ranks;
+    traffic.messages += static_cast<Index>(std::count_if(ranks.begin(), ranks.end(), [&](int r) { return r != root; }));
+    traffic.messages += static_cast<Index>(distinct.size()) - 1;
   }
-  return messages;
+  return traffic;
 }
 
 struct Check {
@@ -119,13 +124,15 @@ int compare(const Check& check, const MakeShard& make_shard, const Sampler& samp
     const Index d = distributed.dimension();
     for (Index level = 1; level <= check.topology.levels(); ++level) {
       const Index rounds = distributed.aggregation_counts()[static_cast<std::size_t>(level - 1)];
-      const Index expected_messages = check.exchanges * rounds * messages_per_round(check.topology, level, distributed.slot_to_worker(),
-                                                                  distributed.backend());
+      const RoundTraffic per_round =
+          traffic_per_round(check.topology, level, distributed.slot_to_worker(), distributed.backend());
+      const Index expected_rounds = check.exchanges * rounds * per_round.units_crossing_ranks;
+      const Index expected_messages = check.exchanges * rounds * per_round.messages;
       const auto& seen = traffic[static_cast<std::size_t>(level - 1)];
       const double expected_bytes = static_cast<double>(expected_messages * d) * sizeof(typename Objective::Scalar);
-      if (seen.messages != expected_messages || seen.bytes != expected_bytes)
-        fail(fmt::format("level {}: {} messages and {} bytes counted, {} and {} expected", level, seen.messages,
-                         seen.bytes, expected_messages, expected_bytes));
+      if (seen.rounds != expected_rounds || seen.messages != expected_messages || seen.bytes != expected_bytes)
+        fail(fmt::format("level {}: {} rounds, {} messages and {} bytes counted, {}, {} and {} expected", level,
+                         seen.rounds, seen.messages, seen.bytes, expected_rounds, expected_messages, expected_bytes));
     }
   }
   return failures;
@@ -195,6 +202,13 @@ int run_checks() {
     failures += compare(check, quadratic(400, 6), hsgd::UniformSampler(2),
                         hsgd::Momentum{.momentum = 0.8, .nesterov = false, .at_aggregation = policy});
   }
+  {  // momentum whose state is averaged, with partial participation and random groups
+    Check check{"momentum averaged, partial participation", hsgd::Topology::two_level(std::vector<Index>{5, 4, 3}, 3, 12),
+                run_options(36, 9), subsampled};
+    check.options.participation = 0.6;
+    failures += compare(check, quadratic(700, 4), hsgd::UniformSampler(2), hsgd::RandomGrouping{},
+                        hsgd::Momentum{.momentum = 0.7, .nesterov = true, .at_aggregation = hsgd::StateAtAggregation::average});
+  }
   {  // a warm-up that averages every step
     Check check{"warm-up", hsgd::Topology::two_level(std::vector<Index>{4, 4}, 2, 8), run_options(30, 6), every_step, true};
     check.options.warmup_steps = 5;
@@ -226,7 +240,7 @@ int run_checks() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  const hsgd::mpi::Session mpi(argc, argv);
   const int failures = hsgd::mpi::run_or_abort(MPI_COMM_WORLD, run_checks);
   int total = 0;
   MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
@@ -235,6 +249,5 @@ int main(int argc, char** argv) {
   if (rank_here() == 0)
     fmt::print("{} ranks: {}\n", ranks,
                total == 0 ? "every run has the in-process engine's bits" : fmt::format("{} differences", total));
-  MPI_Finalize();
   return total == 0 ? 0 : 1;
 }

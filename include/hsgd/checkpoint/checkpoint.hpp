@@ -11,6 +11,7 @@
 #include <atomic>
 #include <csignal>
 #include <concepts>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -103,6 +104,17 @@ bool writes_file(const Part& part) {
   }
 }
 
+/// `failed` agreed over the processes of a distributed run, through every part that can (the
+/// Engine's any_process); `failed` itself in process.
+template <class Part>
+bool failed_anywhere(const Part& part, bool failed) {
+  if constexpr (requires { part.any_process(failed); }) {
+    return part.any_process(failed);
+  } else {
+    return failed;
+  }
+}
+
 template <class Part>
 void write_part(CheckpointWriter& out, const Part& part) {
   out.begin_section(part.checkpoint_name());
@@ -114,18 +126,29 @@ void write_part(CheckpointWriter& out, const Part& part) {
 
 /// Writes one checkpoint file holding every part, atomically (see write_file_atomically in
 /// format.hpp): `path` is either the previous checkpoint or the new one, never a mix. Under a
-/// distributed backend every process calls it (the Engine's save_state is collective) and rank
-/// 0 writes the file.
+/// distributed backend every process calls it (the Engine's save_state is collective), rank 0
+/// writes the file, and every process returns once the file is written, or throws if rank 0
+/// could not write it (rank 0 with the system's reason, the others with CheckpointError).
 template <class... Parts>
 void save_checkpoint(const std::string& path, const CheckpointOptions& options, const Parts&... parts) {
   static_assert((detail::check_checkpoint_part<Parts>() && ...));
   options.validate();
   CheckpointWriter out;
   (detail::write_part(out, parts), ...);
-  if (!(detail::writes_file(parts) && ...)) return;
-  detail::write_file_atomically(
-      path, [&](int descriptor, const std::string& temporary) { out.write(descriptor, temporary); }, options.durable,
-      static_cast<int>(options.keep));
+  std::exception_ptr error;
+  if ((detail::writes_file(parts) && ...)) {
+    try {
+      detail::write_file_atomically(
+          path, [&](int descriptor, const std::string& temporary) { out.write(descriptor, temporary); },
+          options.durable, static_cast<int>(options.keep));
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  bool failed = error != nullptr;
+  ((failed = detail::failed_anywhere(parts, failed)), ...);
+  if (error) std::rethrow_exception(error);
+  if (failed) throw CheckpointError(fmt::format("checkpoint '{}': the process that writes it failed", path));
 }
 
 /// Loads every part from the checkpoint at `path`, each from the section of its name. The file
@@ -232,8 +255,8 @@ class StopSignals {
 /// when a stop signal has arrived (see StopSignals), in which case it also stops the run. Pass it
 /// after the observers it saves (`engine.run(probe, checkpointer)`), so their state includes the
 /// step. The file at `path` then always holds a recent, complete checkpoint. A signal that arrives
-/// after the last step's check lets `run()` end normally: when `StopSignals::received()` is set
-/// after a run and `last_saved_step()` is not the engine's step, call `save(engine)` before exiting.
+/// after the last step's check lets `run()` end normally: call `finish(engine)` after the run,
+/// which saves that step and tells whether to exit.
 /// Under a distributed backend every rank runs a Checkpointer with the same options: the ranks
 /// agree each step on whether a signal arrived anywhere (one small all-reduce), and rank 0 writes.
 template <class... Parts>
@@ -248,6 +271,16 @@ class Checkpointer {
   bool after_step(const Run& run) {
     const bool stopping = detail::on_any_process(run, StopSignals::received() != 0);
     if (stopping || (options_.every > 0 && run.step_count() % options_.every == 0)) save(run);
+    return stopping;
+  }
+
+  /// Call after `run()` returns: if a stop signal arrived (at any rank of a distributed run) and
+  /// the run's last step is not yet saved (the signal came after the last step's check), saves
+  /// it. Returns whether a signal asked to stop. Collective under a distributed backend.
+  template <class Run>
+  bool finish(const Run& run) {
+    const bool stopping = detail::on_any_process(run, StopSignals::received() != 0);
+    if (stopping && last_saved_step_ != run.step_count()) save(run);
     return stopping;
   }
 

@@ -33,6 +33,7 @@ enum class DataStream : std::uint64_t {
   shard_partition = 6,         ///< id: 0
   dirichlet_partition = 7,     ///< id: the attempt, 0-based
   two_level_partition = 8,     ///< id: the attempt, 0-based
+  train_test_split = 9,        ///< id: 0
 };
 
 /// The data stream of (owner, id) in a run seeded with `seed`.

@@ -19,7 +19,8 @@ namespace hsgd::mpi {
 /// Communication of one kind as one rank saw it (or, from Cluster::traffic_over_ranks, summed
 /// over the ranks, with the slowest rank's seconds).
 struct Traffic {
-  /// Rounds in which this rank exchanged messages (a unit that lives on one rank sends none).
+  /// Unit rounds that sent messages (a unit that lives on one rank sends none) and that this
+  /// rank took part in; over the ranks, each such round counted once.
   Index rounds = 0;
   /// Messages sent and their payload, in bytes.
   Index messages = 0;
@@ -49,7 +50,10 @@ struct Traffic {
 /// worker: the Engine's global_average, loss and gradient, and the probes.
 ///
 /// The Cluster duplicates the communicator it is given, so its messages never meet the
-/// program's own. Every rank must host at least one worker (ranks <= workers).
+/// program's own; making one is collective. Every rank must host at least one worker (ranks <=
+/// workers). Only the thread that calls the Engine calls MPI (the Engine's worker threads never
+/// do): initialise MPI with MPI_Init_thread(..., MPI_THREAD_FUNNELED, ...). An error that one
+/// rank alone finds throws there only; run each rank's work in run_or_abort.
 class Cluster {
  public:
   static constexpr bool distributed = true;
@@ -73,6 +77,7 @@ class Cluster {
         requests_(std::move(other.requests_)),
         told_(std::move(other.told_)),
         traffic_(std::move(other.traffic_)),
+        led_(std::move(other.led_)),
         measurement_(other.measurement_) {}
   Cluster& operator=(Cluster&&) = delete;
   ~Cluster() {
@@ -84,6 +89,7 @@ class Cluster {
   // ---- the Backend interface (see hsgd::Backend) ---------------------------------------------
 
   void attach(Index workers, Index levels) {
+    hsgd::detail::require(comm_ != MPI_COMM_NULL, "this Cluster was moved from: give each Engine a Cluster of its own");
     hsgd::detail::require(workers >= ranks_,
                           "the run has {} workers but the communicator has {} ranks: every rank must host at least "
                           "one worker (run on at most {} ranks)", workers, ranks_, workers);
@@ -102,6 +108,7 @@ class Cluster {
     requests_.assign(static_cast<std::size_t>(workers + ranks_), MPI_REQUEST_NULL);
     told_.assign(static_cast<std::size_t>(ranks_), 0);
     traffic_.assign(static_cast<std::size_t>(levels), Traffic{});
+    led_.assign(static_cast<std::size_t>(levels), 0);
   }
 
   [[nodiscard]] Index first_worker() const { return first_; }
@@ -243,6 +250,7 @@ class Cluster {
     }
     Traffic& traffic = traffic_[static_cast<std::size_t>(level - 1)];
     ++traffic.rounds;
+    if (rank_ == root) ++led_[static_cast<std::size_t>(level - 1)];
     traffic.messages += sent;
     traffic.bytes += static_cast<double>(sent) * size * static_cast<double>(sizeof(Scalar));
     traffic.seconds += MPI_Wtime() - start;
@@ -267,12 +275,12 @@ class Cluster {
   /// The gathers of the measurements (global average, loss, gradient, probes), this rank's share.
   [[nodiscard]] const Traffic& measurement_traffic() const { return measurement_; }
 
-  /// Collective: per level, the rounds, messages and bytes summed over the ranks, and the seconds
-  /// of the rank that spent the longest communicating.
+  /// Collective: per level, the rounds that sent messages (each once), the messages and bytes
+  /// summed over the ranks, and the seconds of the rank that spent the longest communicating.
   [[nodiscard]] std::vector<Traffic> traffic_over_ranks() const {
     std::vector<Traffic> total(traffic_.size());
     for (std::size_t level = 0; level < traffic_.size(); ++level) {
-      Index counts[2] = {traffic_[level].rounds, traffic_[level].messages};
+      Index counts[2] = {led_[level], traffic_[level].messages};  // a round's root leads it once
       detail::check(MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_INT64_T, MPI_SUM, comm_), "MPI_Allreduce");
       double bytes = traffic_[level].bytes;
       double seconds = traffic_[level].seconds;
@@ -310,6 +318,7 @@ class Cluster {
   std::vector<MPI_Request> requests_;
   std::vector<char> told_;  // the ranks a root has sent the average to, this round
   std::vector<Traffic> traffic_;
+  std::vector<Index> led_;  // per level: rounds with messages this rank was the root of
   mutable Traffic measurement_;
 };
 

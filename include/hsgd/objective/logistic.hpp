@@ -15,6 +15,7 @@
 #include "hsgd/core/types.hpp"
 #include "hsgd/data/dataset.hpp"
 #include "hsgd/objective/penalty.hpp"
+#include "hsgd/objective/softmax.hpp"
 
 namespace hsgd {
 
@@ -55,6 +56,12 @@ class NonconvexLogistic {
     detail::require(std::isfinite(lambda_) && lambda_ >= 0, "'lambda' ({}) must be finite and non-negative",
                     lambda_);
   }
+
+  /// Logistic regression on a two-class Dataset: class 0 is label -1 and class 1 is +1 (as
+  /// read_libsvm orders a file's -1 / +1 labels). Throws InvalidArgument unless the data have
+  /// exactly 2 classes, besides the checks above.
+  explicit NonconvexLogistic(const Dataset<Scalar>& data, Scalar lambda = Scalar(1e-3))
+      : NonconvexLogistic(data.features, signs_of(data), lambda) {}
 
   [[nodiscard]] Index dimension() const { return features_.rows(); }
   [[nodiscard]] Index sample_count() const { return features_.cols(); }
@@ -117,10 +124,28 @@ class NonconvexLogistic {
     g.array() = g.array() / count + (Scalar(2) * lambda_) * detail::nonconvex_penalty_slope(x.array());
   }
 
+  static Vector<Scalar> signs_of(const Dataset<Scalar>& data) {
+    detail::require(data.classes == 2, "'classes' ({}) must be 2 for logistic regression (class 0 is -1, class 1 is +1)",
+                    data.classes);
+    data.validate_labels();
+    Vector<Scalar> signs(data.size());
+    for (Index k = 0; k < data.size(); ++k) signs(k) = data.labels[static_cast<std::size_t>(k)] == 1 ? Scalar(1) : Scalar(-1);
+    return signs;
+  }
+
   Matrix<Scalar> features_;
   Vector<Scalar> labels_;
   Scalar lambda_;
 };
+
+/// One NonconvexLogistic per worker from a two-class Dataset and a Partition, as
+/// make_softmax_shards: worker j's shard holds the samples `partition[j]` of `data`, class 0 as
+/// -1 and class 1 as +1. Throws InvalidArgument on bad data, an empty part or an index out of range.
+template <Real Scalar>
+std::vector<NonconvexLogistic<Scalar>> make_logistic_shards(const Dataset<Scalar>& data, const Partition& partition,
+                                                            std::type_identity_t<Scalar> lambda = Scalar(1e-3)) {
+  return detail::make_classifier_shards<NonconvexLogistic<Scalar>>(data, partition, lambda);
+}
 
 /// Parameters of benchmark B1's synthetic data (brief section 6), with its defaults.
 struct B1Data {

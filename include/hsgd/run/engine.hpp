@@ -139,8 +139,13 @@ class Liveness {
 /// backend (hsgd::mpi::Cluster) each rank builds and steps only its own block of workers, and
 /// units whose members live on several ranks average through messages, in the in-process
 /// Server's order, so every model is the same bits as in process (see Backend). Under such a
-/// backend the members that read all workers (global_average, loss, gradient, gather_models, a
-/// run's Summary, the probes) are collective: every rank calls them, in the same order.
+/// backend construction and the members that read all workers (global_average, loss, gradient,
+/// gather_models, any_process, run() and its Summary, the probes, checkpoints) are collective:
+/// every rank calls them, in the same order. An error found by one rank alone (a NaN in its
+/// workers, a file it cannot write) throws there only, so wrap each rank's work in
+/// hsgd::mpi::run_or_abort, which ends the whole job instead of leaving the others waiting.
+/// loss() and gradient() then write scratch space of the engine: do not call them from two
+/// threads at once.
 ///
 /// Moving: a moved-from Engine throws InvalidState from every member that needs its state.
 template <class ObjectiveType, class SamplerType, class UpdateType = Sgd, class RateType = ConstantRate,
@@ -256,20 +261,23 @@ class Engine {
 
   // ---- models --------------------------------------------------------------------------------
 
-  /// Sets every worker's model to x0, e.g. before the first step. x0 must be finite.
+  /// Sets every worker's model to x0, e.g. before the first step. x0 must be finite. Under a
+  /// distributed backend, call it on every rank with the same x0.
   void set_model(ConstVectorRef<Scalar> x0) {
     check_model(x0, "x0");
     models_.colwise() = x0;
   }
 
-  /// Sets worker j's model. x must be finite.
+  /// Sets worker j's model. x must be finite. Under a distributed backend it sets this rank's
+  /// copy: call it on every rank (at least on the rank hosting j).
   void set_model(Index worker, ConstVectorRef<Scalar> x) {
     check_worker(worker);
     check_model(x, "x");
     models_.col(worker) = x;
   }
 
-  /// x^j.
+  /// x^j (under a distributed backend, current for a worker hosted elsewhere only after
+  /// gather_models()).
   [[nodiscard]] auto model(Index worker) const {
     check_worker(worker);
     return models_.col(worker);
@@ -279,10 +287,15 @@ class Engine {
   [[nodiscard]] const Matrix<Scalar>& models() const { return models_; }
   /// Makes every column of models() current on every rank: collective under a distributed
   /// backend (an all-gather of d x n scalars), nothing in process.
-  void gather_models() const { backend_.gather_columns(models_.data(), dimension_); }
-  /// The last minibatch gradient of every worker, worker j in column j.
+  void gather_models() const {
+    require_live();
+    backend_.gather_columns(models_.data(), dimension_);
+  }
+  /// The last minibatch gradient of every worker, worker j in column j (under a distributed
+  /// backend: of the workers hosted here).
   [[nodiscard]] const Matrix<Scalar>& gradients() const { return gradients_; }
-  /// The update policy's state, worker j in column j (empty for stateless policies).
+  /// The update policy's state, worker j in column j (empty for stateless policies). Under a
+  /// distributed backend only the columns of the workers hosted here are current.
   [[nodiscard]] const Matrix<Scalar>& states() const { return states_; }
 
   /// xbar = sum_j w_j x^j / sum_j w_j, the (virtual) global average. Collective under a
@@ -388,7 +401,10 @@ class Engine {
   [[nodiscard]] const BackendType& backend() const { return backend_; }
   /// Whether `flag` is true in any process of the run: collective under a distributed backend
   /// (how the ranks agree to stop at the same step), `flag` itself in process.
-  [[nodiscard]] bool any_process(bool flag) const { return backend_.any(flag); }
+  [[nodiscard]] bool any_process(bool flag) const {
+    require_live();
+    return backend_.any(flag);
+  }
   /// For a measurement over all workers (see DivergenceProbe): every rank fills the columns of
   /// the workers it hosts, and afterwards every rank has all n columns (d rows). Collective under
   /// a distributed backend, nothing in process.
