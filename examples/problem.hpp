@@ -40,7 +40,7 @@ struct RunFlags {
     r.batch = flags.integer("batch", defaults.batch, "minibatch size (uniform, with replacement)");
     r.seeds = flags.integer("seeds", defaults.seeds, "seeds 1..k: data, partition, grouping and sampling");
     r.probe_every = flags.integer("probe-every", defaults.probe_every, "steps between gradient-space probe measurements");
-    r.csv = flags.text("csv", "", "write every probe record to this CSV file (tag columns first, then step,...)");
+    r.csv = flags.text("csv", defaults.csv, "write every probe record to this CSV file (tag columns first, then step,...)");
     return r;
   }
 

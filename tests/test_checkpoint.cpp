@@ -330,7 +330,7 @@ TEST_CASE("checkpoint: a flipped byte anywhere is refused and the run is untouch
   check_refused(dir.file("flipped.ckpt"), engine, "is damaged: its CRC-32 is");
 }
 
-TEST_CASE("checkpoint: a future format version and the other byte order are refused by name", "[checkpoint]") {
+TEST_CASE("checkpoint: a future or past format version and the other byte order are refused by name", "[checkpoint]") {
   const TempDir dir;
   const std::string bytes = read_bytes(saved_checkpoint(dir));
   auto engine = make_engine();
@@ -339,6 +339,15 @@ TEST_CASE("checkpoint: a future format version and the other byte order are refu
   std::memcpy(future.data() + 12, &version, 4);
   write_bytes(dir.file("future.ckpt"), with_fresh_crc(future));
   check_refused(dir.file("future.ckpt"), engine, fmt::format("has format version {}, newer than this hsgd reads", version));
+
+  // Version 1 had shorter probe records: reading its sections with today's layout would misread them.
+  std::string past = bytes;
+  const std::uint32_t old_version = hsgd::CheckpointFormat::version - 1;
+  std::memcpy(past.data() + 12, &old_version, 4);
+  write_bytes(dir.file("past.ckpt"), with_fresh_crc(past));
+  check_refused(dir.file("past.ckpt"), engine,
+                fmt::format("has format version {}, older than this hsgd reads ({})", old_version,
+                            hsgd::CheckpointFormat::version));
 
   std::string swapped = bytes;
   std::reverse(swapped.begin() + 8, swapped.begin() + 12);
@@ -460,6 +469,36 @@ TEST_CASE("checkpoint: a part that refuses leaves every part untouched", "[check
   hsgd::CsvRecorder csv(dir.file("other.csv"), {});
   REQUIRE_THROWS_WITH(hsgd::load_checkpoint(dir.file("run.ckpt"), fresh, csv), Contains("has no section 'csv'"));
   CHECK((state_bytes(fresh) == state_bytes(make_engine())));
+}
+
+TEST_CASE("checkpoint: held-out records resume exactly, and another held-out cadence is refused", "[checkpoint][held-out]") {
+  const TempDir dir;
+  const hsgd::Quadratic<double> held_out = noisy_quadratics(1, 3, 4).front();
+  const hsgd::ProbeOptions with_tests{.gradient_every = 2, .test_every = 3};
+  auto engine = make_engine();
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, with_tests, memory, held_out);
+  step_to(engine, probe, 7);
+  hsgd::save_checkpoint(dir.file("run.ckpt"), {}, engine, probe, memory);
+  step_to(engine, probe, 12);
+
+  auto resumed = make_engine();
+  hsgd::MemoryRecorder resumed_memory;
+  auto resumed_probe = hsgd::make_probe(resumed, with_tests, resumed_memory, held_out);
+  hsgd::load_checkpoint(dir.file("run.ckpt"), resumed, resumed_probe, resumed_memory);
+  step_to(resumed, resumed_probe, 12);
+  CHECK((state_bytes(resumed_memory, resumed_probe) == state_bytes(memory, probe)));
+  CHECK(hsgd::is_measured(resumed_memory.rows.back().test_loss));  // step 12
+
+  auto other = make_engine();
+  hsgd::MemoryRecorder other_memory;
+  auto other_probe = hsgd::make_probe(other, {.gradient_every = 2, .test_every = 4}, other_memory, held_out);
+  REQUIRE_THROWS_WITH(hsgd::load_checkpoint(dir.file("run.ckpt"), other, other_probe, other_memory),
+                      Contains("probe held-out set is test_every 3,") && Contains("this run's is test_every 4"));
+  hsgd::MemoryRecorder plain_memory;
+  auto plain_probe = hsgd::make_probe(other, with_tests, plain_memory);  // no held-out objective at all
+  REQUIRE_THROWS_WITH(hsgd::load_checkpoint(dir.file("run.ckpt"), other, plain_probe, plain_memory),
+                      Contains("probe held-out set is test_every 3,") && Contains("this run's is none"));
 }
 
 TEST_CASE("checkpoint: a CSV file that is not the checkpointed run's is refused", "[checkpoint]") {

@@ -259,10 +259,10 @@ TEST_CASE("CsvRecorder: runs with fewer levels share a file, their extra level c
   CHECK(rows[0].back() == "messages_level_2");
   CHECK(rows[1][0] == "local");
   CHECK(rows[1].back().empty());   // no level 2 in local SGD
-  CHECK_FALSE(rows[1][16].empty());  // d_level_0
-  CHECK(rows[1][17].empty());        // d_level_1
+  CHECK_FALSE(rows[1][18].empty());  // d_level_0
+  CHECK(rows[1][19].empty());        // d_level_1
   CHECK(rows[2].back() == "0");     // no global round yet after step 2
-  CHECK_FALSE(rows[2][17].empty());
+  CHECK_FALSE(rows[2][19].empty());
   std::remove(path.c_str());
 }
 
@@ -280,7 +280,7 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
     std::getline(partial, header);
     CHECK(header ==
           "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,d_down_at_groups,"
-          "d_level_0,d_level_1,c_level_0,c_level_1,messages_level_1,messages_level_2");
+          "test_loss,test_accuracy,d_level_0,d_level_1,c_level_0,c_level_1,messages_level_1,messages_level_2");
   }
   std::ifstream file(path);
   std::string line;
@@ -292,12 +292,140 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
   std::stringstream fields(lines[2]);
   std::vector<std::string> cells;
   for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-  REQUIRE(cells.size() == 23);
-  CHECK(cells[21] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
-  CHECK(cells[22] == "16");  // one global round of 2 x (6 + 2)
+  REQUIRE(cells.size() == 25);
+  CHECK(cells[23] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
+  CHECK(cells[24] == "16");  // one global round of 2 x (6 + 2)
   const double d_up = std::stod(cells[6]);
   const double d_down = std::stod(cells[7]);
   const double d_glob = std::stod(cells[8]);
   CHECK(std::abs(d_up + d_down - d_glob) <= 1e-12 * d_glob);
   std::remove(path.c_str());
+}
+
+namespace {
+
+/// A 3-class problem split into a training set over 8 workers (label shards) and a held-out set.
+struct HeldOutProblem {
+  std::vector<hsgd::SoftmaxRegression<double>> shards;
+  hsgd::Dataset<double> test;
+};
+
+HeldOutProblem held_out_problem() {
+  hsgd::GaussianMixtureOptions mixture;
+  mixture.classes = 3;
+  mixture.dimension = 4;
+  mixture.samples = 8 * 30 + 120;
+  mixture.seed = 17;
+  auto [train, test] = hsgd::train_test_split(hsgd::make_gaussian_mixture<double>(mixture), 0.25, 5);
+  const auto partition = hsgd::partition_shards(train.labels, 3, {.workers = 8, .seed = 3});
+  return {hsgd::make_softmax_shards(train, partition), std::move(test)};
+}
+
+}  // namespace
+
+TEST_CASE("a held-out objective is evaluated at xbar_t every test_every steps", "[probe][held-out]") {
+  const HeldOutProblem problem = held_out_problem();
+  const hsgd::SoftmaxRegression<double> test(problem.test);
+  const auto make = [&] {
+    return hsgd::Engine(hsgd::Topology::two_level(8, 2, 2, 8), problem.shards, hsgd::UniformSampler(4), options(2, 24, 0.2));
+  };
+  auto engine = make();
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 4, .model_every = 0, .test_every = 3}, memory, test);
+  std::vector<Vec> averages(25);  // xbar_t after each step t, taken by an observer of our own
+  auto snapshot = hsgd::every(1, [&](const auto& run) { averages[static_cast<std::size_t>(run.step_count())] = run.global_average(); });
+  engine.run(probe, snapshot);
+
+  std::vector<Index> steps;
+  for (const auto& row : memory.rows) steps.push_back(row.step);
+  CHECK(steps == std::vector<Index>{3, 4, 6, 8, 9, 12, 15, 16, 18, 20, 21, 24});  // multiples of 3 or 4
+  for (const auto& row : memory.rows) {
+    CAPTURE(row.step);
+    const Vec& x = averages[static_cast<std::size_t>(row.step)];
+    CHECK(hsgd::is_measured(row.loss) == (row.step % 4 == 0));
+    if (row.step % 3 != 0) {
+      CHECK_FALSE(hsgd::is_measured(row.test_loss));
+      CHECK_FALSE(hsgd::is_measured(row.test_accuracy));
+      continue;
+    }
+    CHECK(row.test_loss == test.value(x));  // the same evaluation of the same model: equal bits
+    CHECK(row.test_accuracy == test.accuracy(x));
+  }
+  // A fit of the training shards classifies held-out samples of the same mixture better than a
+  // guess (1/3): the evaluation reads the trained average, not the initial zero model.
+  CHECK(memory.rows.back().test_accuracy > 0.6);
+  CHECK(memory.rows.back().test_loss < memory.rows.front().test_loss);
+
+  auto unprobed = make();  // held-out evaluation only reads the run
+  unprobed.run();
+  CHECK(unprobed.models() == engine.models());
+}
+
+TEST_CASE("held-out evaluation: no accuracy() leaves test_accuracy empty; shapes and options are checked",
+          "[probe][held-out]") {
+  hsgd::Engine engine(hsgd::Topology::two_level(6, 2, 2, 4), noisy_quadratics(6, 3, 1), hsgd::UniformSampler(1), options(1, 8));
+  const hsgd::Quadratic<double> held_out = noisy_quadratics(1, 3, 99).front();
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(engine, {.gradient_every = 0, .model_every = 0, .test_every = 2}, memory, held_out);
+  engine.run(probe);
+  REQUIRE(memory.rows.size() == 4);
+  CHECK(memory.rows.back().test_loss == held_out.value(engine.global_average()));
+  CHECK_FALSE(hsgd::is_measured(memory.rows.back().test_accuracy));
+  CHECK_FALSE(hsgd::is_measured(memory.rows.back().loss));
+
+  const hsgd::Quadratic<double> wrong = noisy_quadratics(1, 5, 99).front();
+  CHECK_THROWS_WITH(hsgd::make_probe(engine, {}, memory, wrong),
+                    Catch::Matchers::Contains("the held-out objective has dimension 5 but the run's models have dimension 3"));
+  CHECK_THROWS_WITH(hsgd::make_probe(engine, {.test_every = -1}, memory, held_out),
+                    Catch::Matchers::Contains("'test_every' (-1) must be non-negative"));
+  // Without a held-out objective the cadence is ignored: no rows at all with the others off.
+  hsgd::MemoryRecorder none;
+  auto plain = hsgd::make_probe(engine, {.gradient_every = 0, .model_every = 0, .test_every = 1}, none);
+  engine.run(plain);
+  CHECK(none.rows.empty());
+}
+
+TEST_CASE("the CSV has test_loss and test_accuracy columns, empty when not measured", "[probe][held-out][csv]") {
+  const TempDir dir;
+  const HeldOutProblem problem = held_out_problem();
+  {
+    hsgd::Engine engine(hsgd::Topology::two_level(8, 2, 2, 8), problem.shards, hsgd::UniformSampler(4), options(2, 4, 0.2));
+    hsgd::CsvRecorder csv(dir.file("held_out.csv"), {});
+    auto probe = hsgd::make_probe(engine, {.gradient_every = 0, .model_every = 1, .test_every = 2}, csv,
+                                  hsgd::SoftmaxRegression<double>(problem.test));
+    engine.run(probe);
+  }
+  std::ifstream file(dir.file("held_out.csv"));
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(file, line);) {
+    std::vector<std::string> cells;
+    std::stringstream fields(line);
+    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  REQUIRE(rows.size() == 5);  // header and steps 1..4
+  CHECK(rows[0][15] == "test_loss");
+  CHECK(rows[0][16] == "test_accuracy");
+  CHECK(rows[1][15].empty());  // step 1
+  CHECK(rows[1][16].empty());
+  const double loss = std::stod(rows[2][15]);  // step 2
+  const double accuracy = std::stod(rows[2][16]);
+  CHECK(loss > 0);
+  CHECK(accuracy >= 0);
+  CHECK(accuracy <= 1);
+  CHECK(accuracy * static_cast<double>(problem.test.size()) == Approx(std::round(accuracy * static_cast<double>(problem.test.size()))));
+}
+
+TEST_CASE("NonconvexLogistic's accuracy counts the samples on the right side of the hyperplane", "[probe][held-out]") {
+  Mat features(2, 4);
+  features << 1, -1, 2, 0.5,  //
+      0, 0, 1, -3;
+  Vec labels(4);
+  labels << 1, -1, -1, 1;
+  const hsgd::NonconvexLogistic<double> logistic(features, labels);
+  Vec x(2);
+  x << 1, 0;  // predicts sign(a_1): +1, -1, +1, +1 -> samples 0, 1 and 3 right
+  CHECK(logistic.accuracy(x) == 0.75);
+  x << 0, 1;  // sign(a_2), 0 counts as -1: -1, -1, +1, -1 -> only sample 1 right
+  CHECK(logistic.accuracy(x) == 0.25);
 }

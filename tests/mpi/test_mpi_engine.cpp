@@ -7,6 +7,7 @@
 // an objective with its own initial model. The communication counters are checked against the
 // messages the layout implies. Exits non-zero on any difference; rank 0 reports.
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -88,14 +89,15 @@ int compare(const Check& check, const MakeShard& make_shard, const Sampler& samp
   std::vector<Objective> all;
   for (Index j = 0; j < check.topology.workers(); ++j) all.push_back(make_shard(j));
   hsgd::Engine reference(check.topology, std::move(all), sampler, check.options, plugins...);
+  // The held-out set: the last worker's shard, which every rank can build.
   hsgd::MemoryRecorder reference_records;
-  auto reference_probe = hsgd::make_probe(reference, check.probe, reference_records);
+  auto reference_probe = hsgd::make_probe(reference, check.probe, reference_records, make_shard(check.topology.workers() - 1));
   const hsgd::Summary expected = reference.run(reference_probe);
 
   hsgd::Engine distributed(check.topology, make_shard, sampler, check.options, plugins...,
                            hsgd::mpi::Cluster(MPI_COMM_WORLD));
   hsgd::MemoryRecorder records;
-  auto probe = hsgd::make_probe(distributed, check.probe, records);
+  auto probe = hsgd::make_probe(distributed, check.probe, records, make_shard(check.topology.workers() - 1));
   const hsgd::Summary summary = distributed.run(probe);
   distributed.gather_models();
 
@@ -114,6 +116,8 @@ int compare(const Check& check, const MakeShard& make_shard, const Sampler& samp
       fail(fmt::format("worker {}'s optimizer state differs", j));
   if (records.rows.size() != reference_records.rows.size() || record_bytes(records) != record_bytes(reference_records))
     fail(fmt::format("probe records differ ({} rows, {} in process)", records.rows.size(), reference_records.rows.size()));
+  if (std::none_of(records.rows.begin(), records.rows.end(), [](const auto& row) { return hsgd::is_measured(row.test_loss); }))
+    fail("no record holds a held-out test loss");
   if (std::memcmp(&summary.loss, &expected.loss, sizeof(double)) != 0 ||
       std::memcmp(&summary.gradient_norm_squared, &expected.gradient_norm_squared, sizeof(double)) != 0)
     fail(fmt::format("summary differs: loss {} vs {}", summary.loss, expected.loss));
@@ -164,8 +168,8 @@ int run_checks() {
   int failures = 0;
   for (const Index workers : {8, 10, 64, 67})
     for (const int ranks : {1, 2, 3, 4, 8}) failures += check_layout(workers, ranks);
-  const hsgd::ProbeOptions every_step{.gradient_every = 4, .model_every = 1, .at_group_averages = true};
-  const hsgd::ProbeOptions subsampled{.gradient_every = 3, .model_every = 2, .subsample = 4};
+  const hsgd::ProbeOptions every_step{.gradient_every = 4, .model_every = 1, .at_group_averages = true, .test_every = 5};
+  const hsgd::ProbeOptions subsampled{.gradient_every = 3, .model_every = 2, .subsample = 4, .test_every = 7};
   const auto quadratic = [](std::uint64_t seed, Index dimension) {
     return [=](Index j) { return test::noisy_quadratics(1, dimension, seed + static_cast<std::uint64_t>(j), 16 + j).front(); };
   };

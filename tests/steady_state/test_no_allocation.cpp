@@ -160,9 +160,11 @@ TEST_CASE("a run with an allocation-free observer allocates only its summary", "
 TEST_CASE("a divergence probe allocates nothing after it is attached", "[allocation][probe]") {
   struct Latest {
     double d_glob = 0;
+    double test_accuracy = 0;
     hsgd::Index rows = 0;
     void record(const hsgd::ProbeRecord& row) {
       d_glob = row.d_glob;
+      if (hsgd::is_measured(row.test_accuracy)) test_accuracy = row.test_accuracy;
       ++rows;
     }
   };
@@ -175,11 +177,14 @@ TEST_CASE("a divergence probe allocates nothing after it is attached", "[allocat
                         options);
     Latest latest;
     auto probe = hsgd::make_probe(
-        engine, {.gradient_every = 4, .model_every = 1, .subsample = subsample, .at_group_averages = true}, latest);
+        engine,
+        {.gradient_every = 4, .model_every = 1, .subsample = subsample, .at_group_averages = true, .test_every = 3},
+        latest, shards.back());  // held-out evaluation on a copy of the last shard
     engine.step();
     const long during = allocations_during([&] { engine.run(probe); });
     CHECK(latest.rows == 199);
     CHECK(latest.d_glob > 0);
+    CHECK(latest.test_accuracy > 0.5);  // measured, and better than a coin on B1
     CHECK(during < 16);  // the summary's few vectors only, not one per step or per measurement
   }
 }

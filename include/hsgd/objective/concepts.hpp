@@ -60,6 +60,13 @@ template <class O>
 concept has_initial_model = requires(const O& f, Rng& rng) {
   { f.initial_model(rng) } -> std::convertible_to<Vector<typename O::Scalar>>;
 };
+/// Optional: `double accuracy(ConstVectorRef<Scalar> x) const`, the fraction of the objective's
+/// samples that the model x classifies correctly. A probe with a held-out objective records it as
+/// `test_accuracy`; without it that column stays empty. It must not allocate.
+template <class O>
+concept has_accuracy = requires(const O& f, ConstVectorRef<typename O::Scalar> x) {
+  { f.accuracy(x) } -> std::convertible_to<double>;
+};
 }  // namespace objective_requirements
 
 /// A worker's local objective `F_j`, a finite sum over its `sample_count()` samples:

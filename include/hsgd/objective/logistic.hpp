@@ -93,6 +93,16 @@ class NonconvexLogistic {
     finish(x, Scalar(batch.size()), g);
   }
 
+  /// Fraction of the samples whose predicted sign, +1 when a_k.x > 0 and -1 otherwise, is y_k.
+  [[nodiscard]] double accuracy(ConstVectorRef<Scalar> x) const {
+    Index correct = 0;
+    for (Index k = 0; k < sample_count(); ++k) {
+      const Scalar predicted = features_.col(k).dot(x) > 0 ? Scalar(1) : Scalar(-1);
+      if (predicted == labels_(k)) ++correct;
+    }
+    return static_cast<double>(correct) / static_cast<double>(sample_count());
+  }
+
  private:
   static Scalar softplus(Scalar z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -49,15 +50,29 @@ struct ProbeOptions {
   /// Also measure each group (level-1 unit) at its own average xbar^i: D_down,i(xbar^i),
   /// ||grad f_i(xbar^i)||^2, and their weighted sum. Costs a second gradient of every shard.
   bool at_group_averages = false;
+  /// Held-out test loss and accuracy at xbar_t, for a probe given a held-out objective (see
+  /// make_probe); ignored without one. Costs one value and one accuracy pass over the held-out set.
+  Index test_every = 32;
 
   void validate() const {
     detail::require(gradient_every >= 0, "'gradient_every' ({}) must be non-negative (0: never)", gradient_every);
     detail::require(model_every >= 0, "'model_every' ({}) must be non-negative (0: never)", model_every);
+    detail::require(test_every >= 0, "'test_every' ({}) must be non-negative (0: never)", test_every);
     detail::require(subsample == 0 || subsample >= 2,
                     "'subsample' ({}) must be 0 (full gradients) or at least 2 (to estimate the sampling noise)",
                     subsample);
   }
 };
+
+/// The held-out objective of a probe that has none.
+struct NoHeldOut {};
+
+/// What a probe accepts as its held-out objective: NoHeldOut, or an Objective over the held-out
+/// samples whose models are the run's (same Scalar). Its `value(x)` is recorded as test_loss and,
+/// if it has `accuracy(x)` (objective_requirements::has_accuracy), that as test_accuracy.
+template <class H, class Scalar>
+concept HeldOutObjective =
+    std::same_as<H, NoHeldOut> || (Objective<H> && std::same_as<typename H::Scalar, Scalar>);
 
 /// Observer that measures, at its cadences, the quantities of the paper's analysis and hands a
 /// ProbeRecord to `recorder.record(record)` (MemoryRecorder, CsvRecorder or your own). It only
@@ -90,14 +105,31 @@ struct ProbeOptions {
 /// A field the probe did not measure at a step is ProbeRecord::not_measured; a measurement that
 /// came out NaN (a NaN gradient, say) stays a genuine NaN, which `hsgd::is_measured` tells apart.
 /// The running maxima of D_up and D_down become NaN from the first NaN measurement on.
-template <Real Scalar, class Recorder>
+///
+/// **Held-out evaluation.** With a held-out objective F_test (the objective built on test samples
+/// the workers never see, e.g. `SoftmaxRegression(test_data)`), every `test_every` steps the
+/// record gets test_loss = F_test(xbar_t) and, for an objective with `accuracy`, test_accuracy, the
+/// fraction of the held-out samples xbar_t classifies correctly. F_test is the objective as built:
+/// hsgd's classifiers include the penalty lambda R(x); build it with lambda = 0 for the bare
+/// cross-entropy. The probe owns it (pass it with std::move to avoid a copy) and evaluates it on
+/// the calling thread, so its value and accuracy must not allocate. Under the MPI backend every
+/// rank evaluates it in full on the same global average: the same bits on every rank, one
+/// evaluation's time.
+template <Real Scalar, class Recorder, class HeldOut = NoHeldOut>
 class DivergenceProbe {
+  static_assert(HeldOutObjective<HeldOut, Scalar>,
+                "hsgd DivergenceProbe: the held-out objective must be an hsgd Objective whose Scalar is the run's "
+                "(check_objective<T>() says what it lacks)");
+  static constexpr bool evaluates_held_out = !std::same_as<HeldOut, NoHeldOut>;
+
  public:
   /// Sizes every buffer for `run` (and draws the subsamples), so measuring allocates nothing.
+  /// Throws InvalidArgument when a held-out objective's dimension is not the run's.
   template <class Run>
-  DivergenceProbe(const Run& run, ProbeOptions options, Recorder& recorder)
+  DivergenceProbe(const Run& run, ProbeOptions options, Recorder& recorder, HeldOut held_out = HeldOut{})
       : options_((options.validate(), options)),
         recorder_(&recorder),
+        held_out_(std::move(held_out)),
         gradients_(run.dimension(), run.workers()),
         noise_(static_cast<std::size_t>(run.workers()), 0.0),
         values_(static_cast<std::size_t>(run.workers()), 0.0),
@@ -110,6 +142,12 @@ class DivergenceProbe {
         workers_(run.workers()),
         dimension_(run.dimension()) {
     const Topology& topology = run.topology();
+    if constexpr (evaluates_held_out) {
+      detail::require(held_out_.dimension() == run.dimension(),
+                      "the held-out objective has dimension {} but the run's models have dimension {}: build it with "
+                      "the training shards' classes, features and hidden units",
+                      held_out_.dimension(), run.dimension());
+    }
     for (Index level = 1; level <= topology.levels(); ++level) units_.push_back(topology.units(level));
     draw_subsamples(run);
     Index hops = 0;  // models crossing one link up from servers below level l; the workers' are added per round
@@ -145,10 +183,17 @@ class DivergenceProbe {
     const Index step = run.step_count();
     const bool gradients_due = options_.gradient_every > 0 && step % options_.gradient_every == 0;
     const bool models_due = options_.model_every > 0 && step % options_.model_every == 0;
+    const bool test_due = evaluates_held_out && options_.test_every > 0 && step % options_.test_every == 0;
     record_.step = step;
     record_.level = std::exchange(last_level_, 0);
-    if (!gradients_due && !models_due) return;
-    if (gradients_due) measure_gradients(run);
+    if (!gradients_due && !models_due && !test_due) return;
+    if (test_due) {
+      run.global_average(average_);
+      measure_held_out();
+    } else {
+      record_.test_loss = record_.test_accuracy = not_measured();
+    }
+    if (gradients_due) measure_gradients(run, /*averaged=*/test_due);
     else clear_gradient_fields();
     if (models_due) measure_models(run);
     else clear_model_fields();
@@ -186,12 +231,24 @@ class DivergenceProbe {
 
   /// What a resume must match: the options and the shape of the run.
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> checkpoint_settings() const {
-    return {{"probe options", fmt::format("gradient_every {}, model_every {}, subsample {}, subsample_seed {}, "
-                                          "remove_sampling_bias {}, at_group_averages {}",
-                                          options_.gradient_every, options_.model_every, options_.subsample,
-                                          options_.subsample_seed, options_.remove_sampling_bias,
-                                          options_.at_group_averages)},
-            {"probe shape", fmt::format("{} workers, dimension {}, units per level {}", workers_, dimension_, units_)}};
+    std::vector<std::pair<std::string, std::string>> settings{
+        {"probe options", fmt::format("gradient_every {}, model_every {}, subsample {}, subsample_seed {}, "
+                                      "remove_sampling_bias {}, at_group_averages {}",
+                                      options_.gradient_every, options_.model_every, options_.subsample,
+                                      options_.subsample_seed, options_.remove_sampling_bias,
+                                      options_.at_group_averages)},
+        {"probe shape", fmt::format("{} workers, dimension {}, units per level {}", workers_, dimension_, units_)},
+        {"probe held-out set", "none"}};
+    if constexpr (evaluates_held_out)
+      settings.back().second = fmt::format("test_every {}, {} samples", options_.test_every, held_out_.sample_count());
+    return settings;
+  }
+
+  /// The held-out objective (for a probe that has one).
+  [[nodiscard]] const HeldOut& held_out() const
+    requires evaluates_held_out
+  {
+    return held_out_;
   }
 
  private:
@@ -339,10 +396,19 @@ class DivergenceProbe {
     return bias;
   }
 
+  /// F_test and its accuracy at average_ (= xbar_t).
+  void measure_held_out() {
+    if constexpr (evaluates_held_out) {
+      record_.test_loss = static_cast<double>(held_out_.value(average_));
+      if constexpr (objective_requirements::has_accuracy<HeldOut>) record_.test_accuracy = held_out_.accuracy(average_);
+    }
+  }
+
+  /// `averaged`: average_ already holds xbar_t.
   template <class Run>
-  void measure_gradients(const Run& run) {
+  void measure_gradients(const Run& run, bool averaged) {
     check_sample_counts(run);
-    run.global_average(average_);
+    if (!averaged) run.global_average(average_);
     for (Index j = 0; j < run.workers(); ++j)
       if (run.hosts(j)) worker_gradient(run, j, average_);
     run.gather_worker_columns(gradients_);
@@ -438,6 +504,7 @@ class DivergenceProbe {
 
   ProbeOptions options_;
   Recorder* recorder_;
+  [[no_unique_address]] HeldOut held_out_;
   Matrix<Scalar> gradients_;   // (estimated) g_j in column j
   std::vector<double> noise_;  // estimated E||ghat_j - g_j||^2 (0 for full gradients)
   std::vector<double> values_;  // Fhat_j(xbar), for the subsampled loss
@@ -462,6 +529,14 @@ class DivergenceProbe {
 template <class Run, class Recorder>
 DivergenceProbe<typename Run::Scalar, Recorder> make_probe(const Run& run, ProbeOptions options, Recorder& recorder) {
   return DivergenceProbe<typename Run::Scalar, Recorder>(run, options, recorder);
+}
+
+/// With held-out evaluation: `hsgd::make_probe(engine, {.test_every = 50}, recorder,
+/// hsgd::SoftmaxRegression(std::move(test_data)))` records test_loss and test_accuracy at xbar_t.
+template <class Run, class Recorder, class HeldOut>
+DivergenceProbe<typename Run::Scalar, Recorder, HeldOut> make_probe(const Run& run, ProbeOptions options,
+                                                                    Recorder& recorder, HeldOut held_out) {
+  return DivergenceProbe<typename Run::Scalar, Recorder, HeldOut>(run, options, recorder, std::move(held_out));
 }
 
 }  // namespace hsgd

@@ -66,6 +66,8 @@ struct ProbeRecord {
   Index messages = 0;                           ///< model messages sent so far (up and down)
   std::vector<Index> level_messages;            ///< messages per level so far, summing to messages
   double scalars = 0;                           ///< scalars moved so far (messages x d)
+  double test_loss = not_measured;              ///< F_test(xbar_t), the held-out objective at the global average
+  double test_accuracy = not_measured;          ///< its accuracy on the held-out samples (objectives with accuracy())
 };
 
 /// False exactly for ProbeRecord::not_measured (whatever its sign); true for every number,
@@ -105,7 +107,7 @@ void save_record(Writer& out, const ProbeRecord& r) {
   out.put_index(r.step);
   out.put_index(r.level);
   for (const double value : {r.loss, r.gradient_norm_squared, r.d_up, r.d_down, r.d_glob, r.d_down_at_group_averages,
-                             r.c_in, r.c_up, r.c, r.max_d_up, r.max_d_down, r.scalars})
+                             r.c_in, r.c_up, r.c, r.max_d_up, r.max_d_down, r.scalars, r.test_loss, r.test_accuracy})
     out.put_double(value);
   for (const auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
                             &r.group_gradient_norm_squared, &r.model_terms})
@@ -124,7 +126,8 @@ ProbeRecord load_record(Reader& in, Index limit) {
   r.step = in.get_index("a record's step", 0, largest);
   r.level = in.get_index("a record's level", 0, limit);
   for (double* value : {&r.loss, &r.gradient_norm_squared, &r.d_up, &r.d_down, &r.d_glob, &r.d_down_at_group_averages,
-                        &r.c_in, &r.c_up, &r.c, &r.max_d_up, &r.max_d_down, &r.scalars})
+                        &r.c_in, &r.c_up, &r.c, &r.max_d_up, &r.max_d_down, &r.scalars, &r.test_loss,
+                        &r.test_accuracy})
     *value = in.get_double("a record's value");
   for (auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
                       &r.group_gradient_norm_squared, &r.model_terms})
@@ -237,7 +240,7 @@ void append_csv_field(Buffer& out, std::string_view text) {
 /// loses nothing. Leading `tags` columns (e.g. scheme and seed) let several runs share a file.
 /// The columns, in order: the tags, then
 /// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,
-/// d_down_at_groups`, then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level
+/// d_down_at_groups,test_loss,test_accuracy`, then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level
 /// terms) and `messages_level_1..messages_level_L` (messages per aggregation level). Values not
 /// measured at a step (ProbeRecord::not_measured) are empty; a measured NaN is `nan`. L is `levels`
 /// if given, else the first record's level count; runs with fewer levels (local SGD next to H-SGD
@@ -327,10 +330,11 @@ class CsvRecorder {
                     row_levels, levels_);
     buffer_.clear();
     buffer_.append(tag_prefix_.data(), tag_prefix_.data() + tag_prefix_.size());
-    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step, row.level,
-                   cell(row.loss), cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down), cell(row.d_glob),
-                   cell(row.c_in), cell(row.c_up), cell(row.c), cell(row.max_d_up), cell(row.max_d_down), row.messages,
-                   cell(row.scalars), cell(row.d_down_at_group_averages));
+    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step,
+                   row.level, cell(row.loss), cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down),
+                   cell(row.d_glob), cell(row.c_in), cell(row.c_up), cell(row.c), cell(row.max_d_up),
+                   cell(row.max_d_down), row.messages, cell(row.scalars), cell(row.d_down_at_group_averages),
+                   cell(row.test_loss), cell(row.test_accuracy));
     append_levels(row.gradient_terms);
     append_levels(row.model_terms);
     for (std::size_t l = 0; l < levels_; ++l) {
@@ -484,7 +488,7 @@ class CsvRecorder {
     }
     fmt::format_to(std::back_inserter(buffer_),
                    "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
-                   "d_down_at_groups");
+                   "d_down_at_groups,test_loss,test_accuracy");
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",d_level_{}", l);
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",c_level_{}", l);
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",messages_level_{}", l + 1);
@@ -544,9 +548,12 @@ template <>
 struct fmt::formatter<hsgd::ProbeRecord> : fmt::formatter<std::string_view> {
   template <class FormatContext>
   auto format(const hsgd::ProbeRecord& r, FormatContext& context) const {
-    return fmt::format_to(context.out(),
-                          "step {}: f = {:.6g}, ||grad f||^2 = {:.4g}, D_up = {:.4g}, D_down = {:.4g}, D_glob = {:.4g}, "
-                          "C_in = {:.4g}, C_up = {:.4g}",
-                          r.step, r.loss, r.gradient_norm_squared, r.d_up, r.d_down, r.d_glob, r.c_in, r.c_up);
+    auto out = fmt::format_to(context.out(),
+                              "step {}: f = {:.6g}, ||grad f||^2 = {:.4g}, D_up = {:.4g}, D_down = {:.4g}, "
+                              "D_glob = {:.4g}, C_in = {:.4g}, C_up = {:.4g}",
+                              r.step, r.loss, r.gradient_norm_squared, r.d_up, r.d_down, r.d_glob, r.c_in, r.c_up);
+    if (hsgd::is_measured(r.test_loss)) out = fmt::format_to(out, ", test loss = {:.6g}", r.test_loss);
+    if (hsgd::is_measured(r.test_accuracy)) out = fmt::format_to(out, ", test accuracy = {:.4f}", r.test_accuracy);
+    return out;
   }
 };
