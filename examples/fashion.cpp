@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <filesystem>
 #include <limits>
 #include <optional>
 #include <set>
@@ -27,6 +26,7 @@
 
 #include "checkpointing.hpp"
 #include "cli.hpp"
+#include "fashion_data.hpp"
 #include "problem.hpp"
 #include "progress.hpp"
 
@@ -61,28 +61,6 @@ std::vector<double> numbers(const Outcome& o) {
 Outcome outcome_from(const std::vector<double>& v) {
   if (v.size() != 6) throw std::invalid_argument("the checkpoint's results are not the fashion example's");
   return {v[0], v[1], v[2], v[3], v[4], example::whole(v[5], 0, std::numeric_limits<hsgd::Index>::max() / 2)};
-}
-
-/// Fashion-MNIST's four files, pixels scaled to [0, 1]. The error names the missing package.
-struct FashionMnist {
-  hsgd::Dataset<double> train, test;
-};
-
-FashionMnist read_fashion_mnist(const std::string& directory) {
-  const auto file = [&](const char* name) {
-    const std::string path = directory + "/" + name;
-    if (!std::filesystem::exists(path))
-      throw std::runtime_error(fmt::format("'--data' ({}) has no {}: install Debian's dataset-fashion-mnist (bash "
-                                           ".ci/install-deps --data) or give the directory holding the four IDX files",
-                                           directory, name));
-    return path;
-  };
-  FashionMnist data{hsgd::read_idx<double>(file("train-images-idx3-ubyte.gz"), file("train-labels-idx1-ubyte.gz")),
-                    hsgd::read_idx<double>(file("t10k-images-idx3-ubyte.gz"), file("t10k-labels-idx1-ubyte.gz"))};
-  const auto to_unit = hsgd::FeatureScaling<double>::uniform(data.train.dimension(), 1.0 / 255);
-  to_unit.apply(data.train);
-  to_unit.apply(data.test);
-  return data;
 }
 
 /// Runs one scheme as run `run` of the study; false when a signal stopped it.
@@ -143,7 +121,7 @@ bool run_seed(const Settings& s, example::Study& study, std::uint64_t seed, cons
 }
 
 /// Builds the seed's shards and held-out objective for the chosen model, then runs the seed.
-bool run_seed(const Settings& s, example::Study& study, std::uint64_t seed, const FashionMnist& data,
+bool run_seed(const Settings& s, example::Study& study, std::uint64_t seed, const example::FashionMnist& data,
               std::vector<std::vector<Outcome>>& outcomes) {
   const hsgd::Partition partition =
       hsgd::partition_shards(data.train, {.workers = s.workers, .shards_per_worker = 2, .seed = seed});
@@ -191,19 +169,12 @@ std::vector<std::string> chosen_schemes(const Settings& s) {
 
 Settings read_settings(example::Flags& flags) {
   Settings s{};
-  example::RunFlags defaults;
-  defaults.workers = 100;
-  defaults.groups = 10;
-  defaults.local_period = 4;
-  defaults.global_period = 40;
-  defaults.steps = 1500;
-  defaults.batch = 16;
+  example::RunFlags defaults = example::fashion_run_defaults();
   defaults.seeds = 1;
   defaults.probe_every = 50;
-  defaults.learning_rate = 0.3;
   defaults.csv = "fashion.csv";
   static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, defaults);
-  s.data_directory = flags.text("data", "/usr/share/datasets/fashion-mnist", "directory of the four Fashion-MNIST IDX files");
+  s.data_directory = flags.text("data", example::fashion_mnist_directory, "directory of the four Fashion-MNIST IDX files");
   s.objective = flags.text("objective", "softmax", "softmax (softmax regression) or tanh (two-layer tanh network)");
   s.hidden = flags.integer("hidden", 32, "hidden units of the tanh network");
   s.lambda = flags.real("lambda", 1e-4,
@@ -246,11 +217,11 @@ int main(int argc, char** argv) try {
   std::fflush(stdout);
   example::Study study(flags, s.checkpoints, s.csv, {"scheme", "seed"}, 2);
   std::vector<std::vector<Outcome>> outcomes(scheme_names.size());
-  std::optional<FashionMnist> data;
+  std::optional<example::FashionMnist> data;
   for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
     if (!data) {
       fmt::print(stderr, "reading Fashion-MNIST...\n");
-      data = read_fashion_mnist(s.data_directory);
+      data = example::read_fashion_mnist(s.data_directory);
     }
     if (!run_seed(s, study, static_cast<std::uint64_t>(seed), *data, outcomes)) return study.exit_code();
   }

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -136,6 +138,20 @@ inline hsgd::Options options(std::uint64_t seed = 1, Index steps = 100, double l
   result.learning_rate = learning_rate;
   result.threads = 1;
   return result;
+}
+
+/// A CSV file's lines split at commas (no quoting: the files the tests write have plain cells); a
+/// line's trailing empty cell is dropped, as std::getline does.
+inline std::vector<std::vector<std::string>> read_csv_cells(const std::string& path) {
+  std::ifstream file(path);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(file, line);) {
+    std::vector<std::string> cells;
+    std::stringstream fields(line);
+    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
 }
 
 }  // namespace test

@@ -256,13 +256,13 @@ TEST_CASE("CsvRecorder: runs with fewer levels share a file, their extra level c
   }
   REQUIRE(rows.size() == 3);  // header, the local run's row, the two-level run's row
   for (const auto& row : rows) CHECK(row.size() == rows[0].size());
-  CHECK(rows[0].back() == "messages_level_2");
+  CHECK(rows[0][rows[0].size() - 3] == "messages_level_2");
   CHECK(rows[1][0] == "local");
-  CHECK(rows[1].back().empty());   // no level 2 in local SGD
-  CHECK_FALSE(rows[1][18].empty());  // d_level_0
-  CHECK(rows[1][19].empty());        // d_level_1
-  CHECK(rows[2].back() == "0");     // no global round yet after step 2
-  CHECK_FALSE(rows[2][19].empty());
+  CHECK(rows[1][rows[1].size() - 3].empty());  // no level 2 in local SGD
+  CHECK_FALSE(rows[1][21].empty());  // d_level_0
+  CHECK(rows[1][22].empty());        // d_level_1
+  CHECK(rows[2][rows[2].size() - 3] == "0");  // no global round yet after step 2
+  CHECK_FALSE(rows[2][22].empty());
   std::remove(path.c_str());
 }
 
@@ -280,7 +280,8 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
     std::getline(partial, header);
     CHECK(header ==
           "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,d_down_at_groups,"
-          "test_loss,test_accuracy,d_level_0,d_level_1,c_level_0,c_level_1,messages_level_1,messages_level_2");
+          "test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,d_level_0,d_level_1,c_level_0,c_level_1,"
+          "messages_level_1,messages_level_2,sim_comm_level_1,sim_comm_level_2");
   }
   std::ifstream file(path);
   std::string line;
@@ -292,9 +293,9 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
   std::stringstream fields(lines[2]);
   std::vector<std::string> cells;
   for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-  REQUIRE(cells.size() == 25);
-  CHECK(cells[23] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
-  CHECK(cells[24] == "16");  // one global round of 2 x (6 + 2)
+  REQUIRE(cells.size() == 29);  // 30 columns, the last (an empty sim_comm_level_2) not split off
+  CHECK(cells[26] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
+  CHECK(cells[27] == "16");  // one global round of 2 x (6 + 2)
   const double d_up = std::stod(cells[6]);
   const double d_down = std::stod(cells[7]);
   const double d_glob = std::stod(cells[8]);
@@ -395,14 +396,7 @@ TEST_CASE("the CSV has test_loss and test_accuracy columns, empty when not measu
                                   hsgd::SoftmaxRegression<double>(problem.test));
     engine.run(probe);
   }
-  std::ifstream file(dir.file("held_out.csv"));
-  std::vector<std::vector<std::string>> rows;
-  for (std::string line; std::getline(file, line);) {
-    std::vector<std::string> cells;
-    std::stringstream fields(line);
-    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-    rows.push_back(cells);
-  }
+  const auto rows = read_csv_cells(dir.file("held_out.csv"));
   REQUIRE(rows.size() == 5);  // header and steps 1..4
   CHECK(rows[0][15] == "test_loss");
   CHECK(rows[0][16] == "test_accuracy");

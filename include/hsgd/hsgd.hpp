@@ -51,6 +51,7 @@
 #include "hsgd/run/options.hpp"
 #include "hsgd/run/summary.hpp"
 #include "hsgd/run/thread_pool.hpp"
+#include "hsgd/time/clock.hpp"
 
 #include "hsgd/theory/bound.hpp"
 #include "hsgd/theory/closed_forms.hpp"

@@ -1,5 +1,5 @@
 // Must not compile: an argument after the options that is no plug-in of the Engine.
-// expect: hsgd Engine: every argument after the options must be this Engine's update policy, learning-rate schedule, grouping policy or backend
+// expect: hsgd Engine: every argument after the options must be this Engine's update policy, learning-rate schedule, grouping policy, backend or clock
 #include <hsgd/hsgd.hpp>
 
 int main() {

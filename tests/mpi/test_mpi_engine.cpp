@@ -118,6 +118,8 @@ int compare(const Check& check, const MakeShard& make_shard, const Sampler& samp
     fail(fmt::format("probe records differ ({} rows, {} in process)", records.rows.size(), reference_records.rows.size()));
   if (std::none_of(records.rows.begin(), records.rows.end(), [](const auto& row) { return hsgd::is_measured(row.test_loss); }))
     fail("no record holds a held-out test loss");
+  if (std::memcmp(&summary.simulated_seconds, &expected.simulated_seconds, sizeof(double)) != 0)
+    fail(fmt::format("simulated time differs: {} s, {} s in process", summary.simulated_seconds, expected.simulated_seconds));
   if (std::memcmp(&summary.loss, &expected.loss, sizeof(double)) != 0 ||
       std::memcmp(&summary.gradient_norm_squared, &expected.gradient_norm_squared, sizeof(double)) != 0)
     fail(fmt::format("summary differs: loss {} vs {}", summary.loss, expected.loss));
@@ -196,7 +198,11 @@ int run_checks() {
     Check check{"partial participation", hsgd::Topology::two_level(std::vector<Index>{4, 4, 4}, 3, 12), run_options(48, 4),
                 subsampled};
     check.options.participation = 0.5;
-    failures += compare(check, quadratic(300, 3), hsgd::UniformSampler(2), hsgd::RandomGrouping{});
+    hsgd::ClockOptions clock;  // the participants' clocks: identical on every rank
+    clock.compute.per_sample = 1e-3;
+    clock.speeds = hsgd::WorkerSpeeds::log_normal(0.5);
+    clock.levels = {{{1e-3, 1e6}, hsgd::RoundPattern::ring_allreduce}, {{0.05, 1e5}}};
+    failures += compare(check, quadratic(300, 3), hsgd::UniformSampler(2), hsgd::RandomGrouping{}, hsgd::SimulatedClock(clock));
   }
   for (const auto policy :
        {hsgd::StateAtAggregation::keep, hsgd::StateAtAggregation::average, hsgd::StateAtAggregation::reset}) {

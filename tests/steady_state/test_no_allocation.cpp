@@ -126,7 +126,7 @@ TEST_CASE("H-SGD steps allocate nothing once running, for every thread count", "
   }
 }
 
-TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups and 3 levels allocate nothing",
+TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups, 3 levels and a clock allocate nothing",
           "[allocation]") {
   const auto shards = hsgd::make_b1_shards<float>(test::small_b1());
   hsgd::Options options;
@@ -136,9 +136,13 @@ TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups 
   const hsgd::Topology topology(12, {{2, {2, 2, 4, 4}}, {4, {4, 8}}, {8, {12}}});
   hsgd::Engine engine(topology, shards, hsgd::ShuffledSampler(16), options,
                       hsgd::Momentum{.momentum = 0.9, .nesterov = true, .at_aggregation = hsgd::StateAtAggregation::average},
-                      hsgd::InverseSqrtDecay{}, hsgd::RandomGrouping{hsgd::RandomGrouping::Redraw::every_global_aggregation});
+                      hsgd::InverseSqrtDecay{}, hsgd::RandomGrouping{hsgd::RandomGrouping::Redraw::every_global_aggregation},
+                      hsgd::SimulatedClock({.compute = {.per_step = 0.01},
+                                            .speeds = hsgd::WorkerSpeeds::log_normal(0.5),
+                                            .levels = {{}, {{0.001, 1e6}}, {{0.05, 1e5}}}}));
   CHECK(allocations_in_steady_state(engine, 8, 80) == 0);
   CHECK(engine.regroupings() > 0);  // the re-draw path was exercised
+  CHECK(engine.clock().seconds() > 0);  // and the clock ran
 }
 
 TEST_CASE("a run with an allocation-free observer allocates only its summary", "[allocation]") {

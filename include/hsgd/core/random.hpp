@@ -30,6 +30,7 @@ enum class StreamKind : std::uint64_t {
   initial_model = 5,  ///< random initial models
   user = 6,           ///< free for research code
   probe = 7,          ///< a probe's own draws (the fixed subsamples of DivergenceProbe)
+  clock = 8,          ///< a simulated clock's draws (the workers' speed factors)
 };
 
 namespace detail {

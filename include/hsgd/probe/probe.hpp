@@ -24,6 +24,7 @@
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/probe/decomposition.hpp"
 #include "hsgd/probe/record.hpp"
+#include "hsgd/time/clock.hpp"
 #include "hsgd/topology/topology.hpp"
 
 namespace hsgd {
@@ -161,6 +162,8 @@ class DivergenceProbe {
     record_.group_d_down_at_group_averages.assign(static_cast<std::size_t>(topology.units(1)), not_measured());
     record_.group_gradient_norm_squared.assign(static_cast<std::size_t>(topology.units(1)), not_measured());
     record_.aggregations.assign(static_cast<std::size_t>(topology.levels()), 0);
+    record_.sim_communication_seconds.assign(static_cast<std::size_t>(topology.levels()), not_measured());
+    clock_reading_.communication.assign(static_cast<std::size_t>(topology.levels()), 0.0);
     record_.level_messages.assign(static_cast<std::size_t>(topology.levels()), 0);
   }
 
@@ -197,6 +200,7 @@ class DivergenceProbe {
     else clear_gradient_fields();
     if (models_due) measure_models(run);
     else clear_model_fields();
+    read_clock(run);
     recorder_->record(record_);
   }
 
@@ -267,6 +271,7 @@ class DivergenceProbe {
     fits(loaded.group_gradient_norm_squared, record_.group_gradient_norm_squared);
     fits(loaded.aggregations, record_.aggregations);
     fits(loaded.level_messages, record_.level_messages);
+    fits(loaded.sim_communication_seconds, record_.sim_communication_seconds);
     const Index last_level = in.get_index("the pending aggregation level", 0, levels);
     return {std::move(loaded), last_level};
   }
@@ -396,6 +401,19 @@ class DivergenceProbe {
     return bias;
   }
 
+  /// The simulated time, for a run with a SimulatedClock (Engine::clock()).
+  template <class Run>
+  void read_clock(const Run& run) {
+    if constexpr (requires { run.clock().read_into(clock_reading_); }) {
+      run.clock().read_into(clock_reading_);
+      record_.sim_seconds = clock_reading_.seconds;
+      record_.sim_compute_seconds = clock_reading_.compute;
+      record_.sim_wait_seconds = clock_reading_.wait;
+      std::copy(clock_reading_.communication.begin(), clock_reading_.communication.end(),
+                record_.sim_communication_seconds.begin());
+    }
+  }
+
   /// F_test and its accuracy at average_ (= xbar_t).
   void measure_held_out() {
     if constexpr (evaluates_held_out) {
@@ -505,6 +523,7 @@ class DivergenceProbe {
   ProbeOptions options_;
   Recorder* recorder_;
   [[no_unique_address]] HeldOut held_out_;
+  ClockReading clock_reading_;  // sized at construction: reading the clock allocates nothing
   Matrix<Scalar> gradients_;   // (estimated) g_j in column j
   std::vector<double> noise_;  // estimated E||ghat_j - g_j||^2 (0 for full gradients)
   std::vector<double> values_;  // Fhat_j(xbar), for the subsampled loss

@@ -68,6 +68,10 @@ struct ProbeRecord {
   double scalars = 0;                           ///< scalars moved so far (messages x d)
   double test_loss = not_measured;              ///< F_test(xbar_t), the held-out objective at the global average
   double test_accuracy = not_measured;          ///< its accuracy on the held-out samples (objectives with accuracy())
+  double sim_seconds = not_measured;            ///< simulated time after step t (a run with a SimulatedClock)
+  double sim_compute_seconds = not_measured;    ///< its part spent in local steps, along the critical path (ClockReading)
+  double sim_wait_seconds = not_measured;       ///< its part spent waiting for rounds' slowest participants
+  std::vector<double> sim_communication_seconds;  ///< its part spent in level-l rounds, l = 1..L
 };
 
 /// False exactly for ProbeRecord::not_measured (whatever its sign); true for every number,
@@ -107,10 +111,11 @@ void save_record(Writer& out, const ProbeRecord& r) {
   out.put_index(r.step);
   out.put_index(r.level);
   for (const double value : {r.loss, r.gradient_norm_squared, r.d_up, r.d_down, r.d_glob, r.d_down_at_group_averages,
-                             r.c_in, r.c_up, r.c, r.max_d_up, r.max_d_down, r.scalars, r.test_loss, r.test_accuracy})
+                             r.c_in, r.c_up, r.c, r.max_d_up, r.max_d_down, r.scalars, r.test_loss, r.test_accuracy,
+                             r.sim_seconds, r.sim_compute_seconds, r.sim_wait_seconds})
     out.put_double(value);
   for (const auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
-                            &r.group_gradient_norm_squared, &r.model_terms})
+                            &r.group_gradient_norm_squared, &r.model_terms, &r.sim_communication_seconds})
     out.put_doubles(*terms);
   out.put_indices(r.aggregations);
   out.put_index(r.messages);
@@ -127,10 +132,10 @@ ProbeRecord load_record(Reader& in, Index limit) {
   r.level = in.get_index("a record's level", 0, limit);
   for (double* value : {&r.loss, &r.gradient_norm_squared, &r.d_up, &r.d_down, &r.d_glob, &r.d_down_at_group_averages,
                         &r.c_in, &r.c_up, &r.c, &r.max_d_up, &r.max_d_down, &r.scalars, &r.test_loss,
-                        &r.test_accuracy})
+                        &r.test_accuracy, &r.sim_seconds, &r.sim_compute_seconds, &r.sim_wait_seconds})
     *value = in.get_double("a record's value");
   for (auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
-                      &r.group_gradient_norm_squared, &r.model_terms})
+                      &r.group_gradient_norm_squared, &r.model_terms, &r.sim_communication_seconds})
     *terms = in.get_doubles("a record's list", limit);
   r.aggregations = in.get_indices("a record's aggregation counts", limit, 0, largest);
   r.messages = in.get_index("a record's message count", 0, largest);
@@ -240,8 +245,10 @@ void append_csv_field(Buffer& out, std::string_view text) {
 /// loses nothing. Leading `tags` columns (e.g. scheme and seed) let several runs share a file.
 /// The columns, in order: the tags, then
 /// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,
-/// d_down_at_groups,test_loss,test_accuracy`, then `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level
-/// terms) and `messages_level_1..messages_level_L` (messages per aggregation level). Values not
+/// d_down_at_groups,test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds`, then
+/// `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level terms),
+/// `messages_level_1..messages_level_L` (messages per aggregation level) and
+/// `sim_comm_level_1..sim_comm_level_L` (simulated seconds in each level's rounds). Values not
 /// measured at a step (ProbeRecord::not_measured) are empty; a measured NaN is `nan`. L is `levels`
 /// if given, else the first record's level count; runs with fewer levels (local SGD next to H-SGD
 /// in one file) leave the extra cells empty. Tag names and values holding a comma, a quote or a
@@ -330,17 +337,19 @@ class CsvRecorder {
                     row_levels, levels_);
     buffer_.clear();
     buffer_.append(tag_prefix_.data(), tag_prefix_.data() + tag_prefix_.size());
-    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step,
+    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step,
                    row.level, cell(row.loss), cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down),
                    cell(row.d_glob), cell(row.c_in), cell(row.c_up), cell(row.c), cell(row.max_d_up),
                    cell(row.max_d_down), row.messages, cell(row.scalars), cell(row.d_down_at_group_averages),
-                   cell(row.test_loss), cell(row.test_accuracy));
+                   cell(row.test_loss), cell(row.test_accuracy), cell(row.sim_seconds), cell(row.sim_compute_seconds),
+                   cell(row.sim_wait_seconds));
     append_levels(row.gradient_terms);
     append_levels(row.model_terms);
     for (std::size_t l = 0; l < levels_; ++l) {
       if (l < row.level_messages.size()) fmt::format_to(std::back_inserter(buffer_), ",{}", row.level_messages[l]);
       else buffer_.push_back(',');
     }
+    append_levels(row.sim_communication_seconds);
     buffer_.push_back('\n');
     write_buffer();
   }
@@ -488,10 +497,11 @@ class CsvRecorder {
     }
     fmt::format_to(std::back_inserter(buffer_),
                    "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
-                   "d_down_at_groups,test_loss,test_accuracy");
+                   "d_down_at_groups,test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds");
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",d_level_{}", l);
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",c_level_{}", l);
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",messages_level_{}", l + 1);
+    for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",sim_comm_level_{}", l + 1);
     buffer_.push_back('\n');
     write_buffer();
     header_written_ = true;

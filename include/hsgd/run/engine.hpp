@@ -34,6 +34,7 @@
 #include "hsgd/run/summary.hpp"
 #include "hsgd/run/thread_pool.hpp"
 #include "hsgd/sampler/samplers.hpp"
+#include "hsgd/time/clock.hpp"
 #include "hsgd/topology/grouping.hpp"
 #include "hsgd/topology/schedule.hpp"
 #include "hsgd/topology/topology.hpp"
@@ -66,6 +67,8 @@ template <class R>
 struct is_rate_schedule : std::bool_constant<learning_rate_requirements::has_rate<R>> {};
 template <class B>
 struct is_backend : std::bool_constant<requires { B::distributed; }> {};
+template <class C>
+struct is_clock : std::bool_constant<requires { C::simulates; }> {};
 template <class G>
 struct is_grouping_policy
     : std::bool_constant<grouping_requirements::has_assign<G> || grouping_requirements::has_regroups<G>> {};
@@ -149,7 +152,7 @@ class Liveness {
 ///
 /// Moving: a moved-from Engine throws InvalidState from every member that needs its state.
 template <class ObjectiveType, class SamplerType, class UpdateType = Sgd, class RateType = ConstantRate,
-          class GroupingType = ContiguousGrouping, class BackendType = InProcess>
+          class GroupingType = ContiguousGrouping, class BackendType = InProcess, class ClockType = NoClock>
 class Engine {
   static_assert(check_objective<ObjectiveType>());
   static_assert(check_sampler<SamplerType>());
@@ -158,6 +161,8 @@ class Engine {
   static_assert(check_grouping_policy<GroupingType>());
   static_assert(Backend<BackendType>, "hsgd Engine: the backend must be hsgd::InProcess, hsgd::mpi::Cluster or a type "
                                       "with their interface (see hsgd::Backend)");
+  static_assert(Clock<ClockType>, "hsgd Engine: the clock must be hsgd::SimulatedClock, hsgd::NoClock or a type with "
+                                  "their interface (see hsgd::Clock)");
 
  public:
   using Objective = ObjectiveType;
@@ -170,9 +175,9 @@ class Engine {
   /// InvalidArgument when the options, a policy, or the shards do not fit the topology, and
   /// ResourceError when the system refuses a thread of the pool.
   ///
-  /// `plugins` are the update policy, the learning-rate schedule, the grouping policy and the
-  /// backend, each optional and in any order; the ones left out are Sgd, ConstantRate,
-  /// ContiguousGrouping and InProcess (with class template argument deduction, e.g. `Engine
+  /// `plugins` are the update policy, the learning-rate schedule, the grouping policy, the
+  /// backend and the clock, each optional and in any order; the ones left out are Sgd, ConstantRate,
+  /// ContiguousGrouping, InProcess and NoClock (with class template argument deduction, e.g. `Engine
   /// engine(topology, shards, sampler, options, RandomGrouping{})`). Under a distributed backend
   /// each rank keeps only the shards of the workers it hosts.
   template <class... Plugins>
@@ -250,6 +255,7 @@ class Engine {
     failing_on_exception([&] {
       ++step_;
       local_steps(learning_rate);
+      clock_.after_local_steps(active_);
       level = schedule_.level_after(step_);
       if (level > 0) aggregate(level);
     });
@@ -459,6 +465,9 @@ class Engine {
   /// gamma_t, the learning rate the schedule gives at step t.
   [[nodiscard]] double learning_rate_at(Index step) const { return rate_.rate(options_.learning_rate, step); }
 
+  /// The simulated clock (NoClock unless one was given): `engine.clock().seconds()`.
+  [[nodiscard]] const ClockType& clock() const { return clock_; }
+
   // ---- checkpoints ---------------------------------------------------------------------------
 
   /// The name of the engine's section in a checkpoint (see save_checkpoint).
@@ -497,6 +506,7 @@ class Engine {
     detail::save_plugin(out, update_);
     detail::save_plugin(out, rate_);
     detail::save_plugin(out, grouping_);
+    clock_.save_state(out);
   }
 
   /// Whether this process writes the checkpoint file (see save_checkpoint): rank 0 under a
@@ -547,7 +557,8 @@ class Engine {
             {"update policy", type_name<UpdateType>()},
             {"rate schedule", type_name<RateType>()},
             {"grouping policy", type_name<GroupingType>()},
-            {"shard sample counts", fmt::format("{}", sample_counts_)}};
+            {"shard sample counts", fmt::format("{}", sample_counts_)},
+            {"clock", clock_.describe()}};
   }
 
  private:
@@ -563,20 +574,23 @@ class Engine {
         rate_(detail::take_plugin<RateType>(std::forward<Plugins>(plugins)...)),
         grouping_(detail::take_plugin<GroupingType>(std::forward<Plugins>(plugins)...)),
         backend_(detail::take_plugin<BackendType>(std::forward<Plugins>(plugins)...)),
+        clock_(detail::take_plugin<ClockType>(std::forward<Plugins>(plugins)...)),
         grouping_rng_(make_stream(options_.seed, StreamKind::grouping, 0)),
         aggregations_(static_cast<std::size_t>(topology_.levels()), 0) {
     static_assert(((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> ||
                     std::is_same_v<std::remove_cvref_t<Plugins>, RateType> ||
                     std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType> ||
-                    std::is_same_v<std::remove_cvref_t<Plugins>, BackendType>) && ...),
+                    std::is_same_v<std::remove_cvref_t<Plugins>, BackendType> ||
+                    std::is_same_v<std::remove_cvref_t<Plugins>, ClockType>) && ...),
                   "hsgd Engine: every argument after the options must be this Engine's update policy, "
-                  "learning-rate schedule, grouping policy or backend");
+                  "learning-rate schedule, grouping policy, backend or clock");
     static_assert((std::is_same_v<std::remove_cvref_t<Plugins>, UpdateType> + ... + 0) <= 1 &&
                       (std::is_same_v<std::remove_cvref_t<Plugins>, RateType> + ... + 0) <= 1 &&
                       (std::is_same_v<std::remove_cvref_t<Plugins>, GroupingType> + ... + 0) <= 1 &&
-                      (std::is_same_v<std::remove_cvref_t<Plugins>, BackendType> + ... + 0) <= 1,
-                  "hsgd Engine: give the update policy, the learning-rate schedule, the grouping policy and the "
-                  "backend at most once each");
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, BackendType> + ... + 0) <= 1 &&
+                      (std::is_same_v<std::remove_cvref_t<Plugins>, ClockType> + ... + 0) <= 1,
+                  "hsgd Engine: give the update policy, the learning-rate schedule, the grouping policy, the "
+                  "backend and the clock at most once each");
     update_.validate();
     rate_.validate();
     check_learning_rate_type();
@@ -603,6 +617,8 @@ class Engine {
     }
     make_workers(sampler);
     make_servers();
+    clock_.attach(topology_, static_cast<double>(d) * static_cast<double>(sizeof(Scalar)), batch_size_of(sampler),
+                  options_.seed);
     slot_scratch_.resize(static_cast<std::size_t>(n));
     assign_groups();
     draw_participants();
@@ -613,8 +629,11 @@ class Engine {
   /// A checkpoint's state, read and checked, not yet in force. The large arrays stay in the
   /// checkpoint's bytes until commit copies them into place.
   struct Staged {
-    Staged(UpdateType update_policy, RateType rate_schedule, GroupingType grouping_policy)
-        : update(std::move(update_policy)), rate(std::move(rate_schedule)), grouping(std::move(grouping_policy)) {}
+    Staged(UpdateType update_policy, RateType rate_schedule, GroupingType grouping_policy, ClockType simulated_clock)
+        : update(std::move(update_policy)),
+          rate(std::move(rate_schedule)),
+          grouping(std::move(grouping_policy)),
+          clock(std::move(simulated_clock)) {}
     Index step = 0;
     std::vector<Index> aggregations;
     Index regroupings = 0;
@@ -628,6 +647,7 @@ class Engine {
     UpdateType update;
     RateType rate;
     GroupingType grouping;
+    ClockType clock;
   };
 
   Staged staged_from(CheckpointReader& in) const {
@@ -635,7 +655,7 @@ class Engine {
     for (const auto& [name, value] : checkpoint_settings()) in.expect(name, value);
     const Index n = workers();
     const auto levels = static_cast<std::size_t>(topology_.levels());
-    Staged staged(update_, rate_, grouping_);
+    Staged staged(update_, rate_, grouping_, clock_);
     staged.step = in.get_index("the step", 0, Index{1} << 62);  // room to keep stepping without overflow
     staged.aggregations = in.get_indices("the aggregation counts", topology_.levels(), 0, staged.step);
     if (staged.aggregations.size() != levels) in.fail("has {} aggregation counts for {} levels", staged.aggregations.size(), levels);
@@ -683,6 +703,7 @@ class Engine {
     detail::load_plugin(in, staged.update);
     detail::load_plugin(in, staged.rate);
     detail::load_plugin(in, staged.grouping);
+    staged.clock.load_state(in);
     return staged;
   }
 
@@ -711,6 +732,7 @@ class Engine {
     update_ = std::move(staged.update);
     rate_ = std::move(staged.rate);
     grouping_ = std::move(staged.grouping);
+    clock_ = std::move(staged.clock);
     failure_.clear();
   }
 
@@ -945,6 +967,12 @@ class Engine {
 
   bool partial_participation() const { return options_.participation < 1.0; }
 
+  /// The sampler's minibatch size, for a clock's per-sample cost; 0 when the sampler has none.
+  static Index batch_size_of(const SamplerType& sampler) {
+    if constexpr (requires { { sampler.batch_size() } -> std::convertible_to<Index>; }) return sampler.batch_size();
+    else return 0;
+  }
+
   /// Each level-1 server draws who takes part in the next round.
   void draw_participants() {
     if (!partial_participation()) return;
@@ -1011,6 +1039,7 @@ class Engine {
     last_round_participants_ = partial_participation() ? participant_count() : workers();
     if (partial_participation() && level > 1) aggregate_servers(1);
     aggregate_servers(level);
+    clock_.after_round(level, servers_[static_cast<std::size_t>(level - 1)]);  // before a regrouping changes the units
     ++aggregations_[static_cast<std::size_t>(level - 1)];
     if (level == topology_.levels() && grouping_.regroups_at_global_aggregation()) {
       assign_groups();
@@ -1063,6 +1092,7 @@ class Engine {
     result.loss = static_cast<double>(loss(average));
     result.gradient_norm_squared = static_cast<double>(gradient(average).squaredNorm());
     result.seconds = seconds;
+    if constexpr (ClockType::simulates) result.simulated_seconds = clock_.seconds();
     result.stopped_by_observer = stopped;
     return result;
   }
@@ -1075,6 +1105,7 @@ class Engine {
   RateType rate_;
   GroupingType grouping_;
   BackendType backend_;
+  ClockType clock_;
   Rng grouping_rng_;  // the grouping policy's stream
   Index dimension_ = 0;
   std::vector<Index> sample_counts_;  // m_j of every worker, hosted here or not
@@ -1122,7 +1153,8 @@ Engine(Topology, std::vector<Objective>, SamplerType, Options, Plugins&&...)
               typename detail::first_of<detail::is_rate_schedule, ConstantRate, std::remove_cvref_t<Plugins>...>::type,
               typename detail::first_of<detail::is_grouping_policy, ContiguousGrouping,
                                         std::remove_cvref_t<Plugins>...>::type,
-              typename detail::first_of<detail::is_backend, InProcess, std::remove_cvref_t<Plugins>...>::type>;
+              typename detail::first_of<detail::is_backend, InProcess, std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_clock, NoClock, std::remove_cvref_t<Plugins>...>::type>;
 
 /// The same with a shard factory: the objective is what `make_shard(j)` returns.
 template <class ShardFactory, class SamplerType, class... Plugins>
@@ -1136,6 +1168,7 @@ Engine(Topology, ShardFactory&&, SamplerType, Options, Plugins&&...)
               typename detail::first_of<detail::is_rate_schedule, ConstantRate, std::remove_cvref_t<Plugins>...>::type,
               typename detail::first_of<detail::is_grouping_policy, ContiguousGrouping,
                                         std::remove_cvref_t<Plugins>...>::type,
-              typename detail::first_of<detail::is_backend, InProcess, std::remove_cvref_t<Plugins>...>::type>;
+              typename detail::first_of<detail::is_backend, InProcess, std::remove_cvref_t<Plugins>...>::type,
+              typename detail::first_of<detail::is_clock, NoClock, std::remove_cvref_t<Plugins>...>::type>;
 
 }  // namespace hsgd

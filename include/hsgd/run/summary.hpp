@@ -2,6 +2,7 @@
 /// @file
 /// What a run reports when it ends.
 
+#include <cmath>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -24,6 +25,7 @@ struct Summary {
   double loss = std::numeric_limits<double>::quiet_NaN();  ///< f(xbar) at the end
   double gradient_norm_squared = std::numeric_limits<double>::quiet_NaN();  ///< ||grad f(xbar)||^2 at the end
   double seconds = 0;                 ///< wall time of run()
+  double simulated_seconds = std::numeric_limits<double>::quiet_NaN();  ///< a SimulatedClock's time after the run (NaN: no clock)
   bool stopped_by_observer = false;   ///< an observer returned true
 
   [[nodiscard]] std::string brief_report() const {
@@ -33,6 +35,8 @@ struct Summary {
     if (stopped_by_observer) out += "; stopped by an observer";
     fmt::format_to(std::back_inserter(out), "\n      f(xbar) = {:.6g}, ||grad f(xbar)||^2 = {:.6g}, {:.3f} s", loss,
                    gradient_norm_squared, seconds);
+    if (!std::isnan(simulated_seconds))
+      fmt::format_to(std::back_inserter(out), ", {:.6g} s simulated", simulated_seconds);
     return out;
   }
 };
