@@ -35,6 +35,8 @@ struct Network {
   double global_latency = 0.05, global_bandwidth = 1.25e7;  // 50 ms, 100 Mbit/s
   double compute = 0.01, spread = 0.3;                      // 10 ms per step, sigma of log speed
   std::string pattern = "server";                           // server | ring
+  double local_deadline = std::numeric_limits<double>::infinity();   // seconds after a unit last met
+  double global_deadline = std::numeric_limits<double>::infinity();
 };
 
 struct Settings : example::RunFlags {
@@ -51,18 +53,19 @@ const std::vector<std::string> scheme_names{"local-sgd-I", "hsgd-random", "local
 /// A scheme's outcome: when it reached the target (or not), and where the time went.
 struct Outcome {
   double reached;  // 1 if the target was reached
-  hsgd::Index steps;
+  hsgd::Index steps, dropped;
   double seconds, compute, wait, local_communication, global_communication;
   double test_loss, test_accuracy;
 };
 
 std::vector<double> numbers(const Outcome& o) {
-  return {o.reached, static_cast<double>(o.steps), o.seconds, o.compute, o.wait, o.local_communication,
+  return {o.reached, static_cast<double>(o.steps), static_cast<double>(o.dropped), o.seconds, o.compute, o.wait, o.local_communication,
           o.global_communication, o.test_loss, o.test_accuracy};
 }
 Outcome outcome_from(const std::vector<double>& v) {
-  if (v.size() != 9) throw std::invalid_argument("the checkpoint's results are not time_to_target's");
-  return {v[0], example::whole(v[1], 0, std::numeric_limits<hsgd::Index>::max() / 2), v[2], v[3], v[4], v[5], v[6], v[7], v[8]};
+  if (v.size() != 10) throw std::invalid_argument("the checkpoint's results are not time_to_target's");
+  constexpr hsgd::Index most = std::numeric_limits<hsgd::Index>::max() / 2;
+  return {v[0], example::whole(v[1], 0, most), example::whole(v[2], 0, most), v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
 }
 
 /// The edge-cloud cost model: level 1 over the local links, the top level over the global one.
@@ -74,6 +77,7 @@ hsgd::ClockOptions clock_options(const Network& n, hsgd::Index levels) {
   const hsgd::LevelCost local{{n.local_latency, n.local_bandwidth}, pattern};
   const hsgd::LevelCost global{{n.global_latency, n.global_bandwidth}, pattern};
   clock.levels = levels == 1 ? std::vector<hsgd::LevelCost>{global} : std::vector<hsgd::LevelCost>{local, global};
+  clock.deadlines = levels == 1 ? std::vector<double>{n.global_deadline} : std::vector<double>{n.local_deadline, n.global_deadline};
   return clock;
 }
 
@@ -97,7 +101,7 @@ bool run_scheme(const Settings& s, example::Study& study, hsgd::Index run, const
 
   const hsgd::ClockReading clock = engine.clock().reading();
   const auto& last = recorder.memory.rows.back();
-  const Outcome outcome{reached() ? 1.0 : 0.0, engine.step_count(), clock.seconds, clock.compute, clock.wait,
+  const Outcome outcome{reached() ? 1.0 : 0.0, engine.step_count(), clock.dropped, clock.seconds, clock.compute, clock.wait,
                         clock.communication.size() > 1 ? clock.communication.front() : 0.0, clock.communication.back(),
                         last.test_loss, last.test_accuracy};
   study.finish(run, numbers(outcome), engine, std::tie(probe, recorder.memory));
@@ -153,13 +157,13 @@ bool run_study(const Settings& s, example::Study& study, std::vector<Outcome>& o
 }
 
 void print_table(const Settings& s, const std::vector<Outcome>& outcomes) {
-  fmt::print("\n{:<12} {:>7} {:>6} {:>10} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9}\n", "scheme", "reached", "steps",
-             "simulated", "compute", "waiting", "local comm", "global comm", "test loss", "accuracy");
+  fmt::print("\n{:<12} {:>7} {:>6} {:>10} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8}\n", "scheme", "reached", "steps",
+             "simulated", "compute", "waiting", "local comm", "global comm", "test loss", "accuracy", "left out");
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
     const Outcome& o = outcomes[k];
-    fmt::print("{:<12} {:>7} {:>6} {:>9.2f}s {:>8.2f}s {:>7.2f}s {:>9.2f}s {:>10.2f}s {:>9.4f} {:>9.4f}\n",
+    fmt::print("{:<12} {:>7} {:>6} {:>9.2f}s {:>8.2f}s {:>7.2f}s {:>9.2f}s {:>10.2f}s {:>9.4f} {:>9.4f} {:>8}\n",
                scheme_names[k], o.reached > 0 ? "yes" : "no", o.steps, o.seconds, o.compute, o.wait,
-               o.local_communication, o.global_communication, o.test_loss, o.test_accuracy);
+               o.local_communication, o.global_communication, o.test_loss, o.test_accuracy, o.dropped);
   }
   fmt::print("(seconds on the simulated clock to a held-out loss of {}, along the critical path: the latest worker's "
              "compute, waiting for slower workers, and rounds per level)\n",
@@ -184,6 +188,9 @@ Settings read_settings(example::Flags& flags) {
   n.compute = flags.real("compute", n.compute, "seconds of compute per local step (median worker)");
   n.spread = flags.real("spread", n.spread, "sigma of the workers' log-normal speed factors");
   n.pattern = flags.text("pattern", n.pattern, "server (parameter server) or ring (ring all-reduce)");
+  n.local_deadline = flags.real("local-deadline", n.local_deadline,
+                                "seconds a local round waits after its group last met; later workers are left out");
+  n.global_deadline = flags.real("global-deadline", n.global_deadline, "the same for the global round");
   s.checkpoints = example::CheckpointFlags::read(flags);
   if (n.pattern != "server" && n.pattern != "ring")
     throw std::invalid_argument(fmt::format("'--pattern' ({}) must be server or ring", n.pattern));

@@ -236,3 +236,90 @@ TEST_CASE("clock: the CSV has the simulated seconds and their split", "[clock][c
   CHECK(close(std::stod(rows[2][18]), 6 * compute));
   CHECK(close(std::stod(rows[2].back()), t2));
 }
+
+namespace {
+
+/// Two groups of 4; worker 1 (group 0) and worker 6 (group 1) are the slow ones of `speeds`.
+template <class... Plugins>
+auto deadline_engine(const hsgd::ClockOptions& clock, Index steps, Plugins... plugins) {
+  return hsgd::Engine(hsgd::Topology::two_level(8, 2, 2, 8), noisy_quadratics(8, dimension, 6), hsgd::UniformSampler(2),
+                      options(6, steps), hsgd::SimulatedClock(clock), plugins...);
+}
+
+hsgd::ClockOptions with_deadline(double level_1_deadline) {
+  hsgd::ClockOptions clock = edge_cloud();
+  clock.speeds = hsgd::WorkerSpeeds::trace({1, 3, 1, 1, 1, 1, 2.5, 1.2});
+  clock.deadlines = {level_1_deadline, std::numeric_limits<double>::infinity()};
+  return clock;
+}
+
+}  // namespace
+
+TEST_CASE("clock: a deadline leaves out exactly the workers slower than it", "[clock][deadline]") {
+  // A period of I = 2 steps takes 2 c s_j = 0.02 s_j; a level-1 deadline of 0.045 s leaves out
+  // s_j > 2.25: workers 1 and 6, at each of the level-1 rounds (steps 2, 4, 6), never at the
+  // global round (no deadline there).
+  auto engine = deadline_engine(with_deadline(0.045), 8);
+  auto twin = hsgd::Engine(hsgd::Topology::two_level(8, 2, 8, 8), noisy_quadratics(8, dimension, 6),
+                           hsgd::UniformSampler(2), options(6, 8));  // the same local steps, no round before step 8
+  engine.step();
+  twin.step();
+  engine.step();  // the first level-1 round, workers 1 and 6 left out
+  twin.step();
+  for (Index group = 0; group < 2; ++group) {
+    Vec expected = Vec::Zero(dimension);
+    Index count = 0;
+    for (Index j = 4 * group; j < 4 * group + 4; ++j) {
+      if (j == 1 || j == 6) continue;
+      expected += twin.model(j);
+      ++count;
+    }
+    expected /= static_cast<double>(count);
+    CHECK((engine.server(1, group).model() - expected).norm() <= 1e-14 * expected.norm());
+    for (Index j = 4 * group; j < 4 * group + 4; ++j) CHECK(engine.model(j) == engine.server(1, group).model());  // all receive it
+  }
+  CHECK(engine.last_round_participants() == 6);
+  const hsgd::Summary summary = engine.run();
+  CHECK(summary.dropped_by_deadlines == 2 * 3);
+  CHECK(engine.clock().dropped() == 6);
+  // Each level-1 round starts when its last participant is ready (group 0 after 0.02 s, group 1
+  // after 0.024 s: worker 7, speed 1.2) and the left-out ones stop there, so their lost work is
+  // not compute. After three such rounds the global round (no deadline) waits for worker 6's
+  // two steps at speed 2.5, the latest, and everyone leaves it together.
+  const double t1 = 1e-3 + 2 * 3 * model_bytes / 1e6;  // three participants per round
+  const double t2 = 0.05 + 2 * 8 * model_bytes / 1e5;
+  const double end = 3 * (0.024 + t1) + 0.05 + t2;
+  for (Index j = 0; j < 8; ++j) CHECK(close(engine.clock().worker_seconds(j), end));
+  const hsgd::ClockReading r = engine.clock().reading();  // worker 6's path: it never waited
+  CHECK(close(r.compute, 3 * 0.024 + 0.05));
+  CHECK(r.wait == 0);
+  CHECK(close(r.communication[0], 3 * t1));
+  check_split(engine);
+}
+
+TEST_CASE("clock: a deadline nobody misses changes no bit; nobody ready waits for the first", "[clock][deadline]") {
+  auto loose = deadline_engine(with_deadline(1.0), 24, hsgd::RandomGrouping{});
+  auto untimed = hsgd::Engine(hsgd::Topology::two_level(8, 2, 2, 8), noisy_quadratics(8, dimension, 6),
+                              hsgd::UniformSampler(2), options(6, 24), hsgd::RandomGrouping{});
+  const hsgd::Summary a = loose.run();
+  untimed.run();
+  CHECK(a.dropped_by_deadlines == 0);
+  CHECK(std::memcmp(loose.models().data(), untimed.models().data(), sizeof(double) * 8 * dimension) == 0);
+
+  // A deadline shorter than any period: the round waits for the first ready member, and those
+  // ready with it take part: workers 0, 2, 3 (speed 1) in group 0, 4 and 5 in group 1.
+  auto tight = deadline_engine(with_deadline(1e-6), 2);
+  tight.run();
+  CHECK(tight.last_round_participants() == 5);
+  CHECK(tight.clock().dropped() == 3);
+
+  hsgd::ClockOptions partial = with_deadline(0.05);
+  auto opts = options(6, 4);
+  opts.participation = 0.5;
+  CHECK_THROWS_WITH(hsgd::Engine(hsgd::Topology::two_level(8, 2, 2, 8), noisy_quadratics(8, dimension, 6),
+                                 hsgd::UniformSampler(2), opts, hsgd::SimulatedClock(partial)),
+                    Contains("deadlines cannot be combined with 'participation' (0.5) < 1"));
+  hsgd::ClockOptions bad = edge_cloud();
+  bad.deadlines = {0, 1};
+  CHECK_THROWS_WITH(hsgd::SimulatedClock(bad), Contains("'deadlines'[0] (0) must be positive"));
+}

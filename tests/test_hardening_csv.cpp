@@ -100,11 +100,11 @@ hsgd::ProbeRecord one_level_record() {
 
 const std::string base_header =
     "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,d_down_at_groups,"
-    "test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,d_level_0,c_level_0,messages_level_1,"
+    "test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,sim_dropped,d_level_0,c_level_0,messages_level_1,"
     "sim_comm_level_1";
 // one_level_record() as written: the gradient fields, the test and clock fields and d_level_0 are empty (not measured)
 const std::string base_row = join({"3", "1", "0.5", "", "", "", "", "0.25", "0", "0.25", "0", "0", "7", "14", "", "", "",
-                                   "", "", "", "", "0.25", "7", ""});
+                                   "", "", "", "", "", "0.25", "7", ""});
 
 #ifdef __linux__
 long open_descriptors() {
@@ -219,13 +219,13 @@ TEST_CASE("A measured NaN is told apart from a value not measured, in records an
     }
     const auto records = parse_csv(read_all(path));
     REQUIRE(records.size() == 2);
-    REQUIRE(records[1].size() == 24);
+    REQUIRE(records[1].size() == 25);
     CHECK(records[1][2] == "nan");  // loss
     CHECK(records[1][3] == "inf");  // grad_norm_sq
     CHECK(records[1][4] == "nan");  // d_up
     CHECK(records[1][5].empty());   // d_down, not measured
     CHECK(records[1][15].empty());  // test_loss, not measured
-    CHECK(records[1][20].empty());  // d_level_0, not measured
+    CHECK(records[1][21].empty());  // d_level_0, not measured
     std::remove(path.c_str());
   }
 
@@ -299,7 +299,7 @@ TEST_CASE("CsvRecorder writes a very long row whole: 10 000 tag columns and a 1 
   CHECK(text.back() == '\n');
   const auto records = parse_csv(text);
   REQUIRE(records.size() == 3);
-  for (const auto& record : records) CHECK(record.size() == 10000 + 24);
+  for (const auto& record : records) CHECK(record.size() == 10000 + 25);
   CHECK(records[1][9999] == "9999");
   CHECK(records[2][9999] == huge);
   CHECK(join(std::vector<std::string>(records[2].begin() + 10000, records[2].end())) == base_row);

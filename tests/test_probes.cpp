@@ -259,10 +259,10 @@ TEST_CASE("CsvRecorder: runs with fewer levels share a file, their extra level c
   CHECK(rows[0][rows[0].size() - 3] == "messages_level_2");
   CHECK(rows[1][0] == "local");
   CHECK(rows[1][rows[1].size() - 3].empty());  // no level 2 in local SGD
-  CHECK_FALSE(rows[1][21].empty());  // d_level_0
-  CHECK(rows[1][22].empty());        // d_level_1
+  CHECK_FALSE(rows[1][22].empty());  // d_level_0
+  CHECK(rows[1][23].empty());        // d_level_1
   CHECK(rows[2][rows[2].size() - 3] == "0");  // no global round yet after step 2
-  CHECK_FALSE(rows[2][22].empty());
+  CHECK_FALSE(rows[2][23].empty());
   std::remove(path.c_str());
 }
 
@@ -280,7 +280,7 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
     std::getline(partial, header);
     CHECK(header ==
           "scheme,seed,step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,d_down_at_groups,"
-          "test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,d_level_0,d_level_1,c_level_0,c_level_1,"
+          "test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,sim_dropped,d_level_0,d_level_1,c_level_0,c_level_1,"
           "messages_level_1,messages_level_2,sim_comm_level_1,sim_comm_level_2");
   }
   std::ifstream file(path);
@@ -293,9 +293,9 @@ TEST_CASE("CsvRecorder writes the documented columns, one flushed row per record
   std::stringstream fields(lines[2]);
   std::vector<std::string> cells;
   for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-  REQUIRE(cells.size() == 29);  // 30 columns, the last (an empty sim_comm_level_2) not split off
-  CHECK(cells[26] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
-  CHECK(cells[27] == "16");  // one global round of 2 x (6 + 2)
+  REQUIRE(cells.size() == 30);  // 31 columns, the last (an empty sim_comm_level_2) not split off
+  CHECK(cells[27] == "12");  // by step 4: one level-1 round (step 2) of 2 x 6 messages
+  CHECK(cells[28] == "16");  // one global round of 2 x (6 + 2)
   const double d_up = std::stod(cells[6]);
   const double d_down = std::stod(cells[7]);
   const double d_glob = std::stod(cells[8]);

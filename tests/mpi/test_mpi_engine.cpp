@@ -204,6 +204,15 @@ int run_checks() {
     clock.levels = {{{1e-3, 1e6}, hsgd::RoundPattern::ring_allreduce}, {{0.05, 1e5}}};
     failures += compare(check, quadratic(300, 3), hsgd::UniformSampler(2), hsgd::RandomGrouping{}, hsgd::SimulatedClock(clock));
   }
+  {  // a deadline at both levels leaves slow workers out of rounds: participants on several ranks
+    const Check check{"deadlines", hsgd::Topology::two_level(std::vector<Index>{4, 4, 4}, 2, 8), run_options(40, 10), subsampled};
+    hsgd::ClockOptions clock;
+    clock.compute.per_step = 0.01;
+    clock.speeds = hsgd::WorkerSpeeds::log_normal(0.6);
+    clock.levels = {{{1e-3, 1e6}}, {{0.05, 1e5}}};
+    clock.deadlines = {0.025, 0.11};
+    failures += compare(check, quadratic(800, 3), hsgd::UniformSampler(2), hsgd::RandomGrouping{}, hsgd::SimulatedClock(clock));
+  }
   for (const auto policy :
        {hsgd::StateAtAggregation::keep, hsgd::StateAtAggregation::average, hsgd::StateAtAggregation::reset}) {
     const Check check{fmt::format("momentum, state policy {}", static_cast<int>(policy)),

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <stdexcept>
 
@@ -129,6 +130,7 @@ TEST_CASE("H-SGD steps allocate nothing once running, for every thread count", "
 TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups, 3 levels and a clock allocate nothing",
           "[allocation]") {
   const auto shards = hsgd::make_b1_shards<float>(test::small_b1());
+  constexpr double inf = std::numeric_limits<double>::infinity();
   hsgd::Options options;
   options.threads = 2;
   options.weighting = hsgd::Weighting::data_size;
@@ -139,10 +141,12 @@ TEST_CASE("momentum, shuffled epochs, data-size weights, re-drawn random groups,
                       hsgd::InverseSqrtDecay{}, hsgd::RandomGrouping{hsgd::RandomGrouping::Redraw::every_global_aggregation},
                       hsgd::SimulatedClock({.compute = {.per_step = 0.01},
                                             .speeds = hsgd::WorkerSpeeds::log_normal(0.5),
-                                            .levels = {{}, {{0.001, 1e6}}, {{0.05, 1e5}}}}));
+                                            .levels = {{}, {{0.001, 1e6}}, {{0.05, 1e5}}},
+                                            .deadlines = {0.03, inf, inf}}));
   CHECK(allocations_in_steady_state(engine, 8, 80) == 0);
   CHECK(engine.regroupings() > 0);  // the re-draw path was exercised
   CHECK(engine.clock().seconds() > 0);  // and the clock ran
+  CHECK(engine.clock().dropped() > 0);  // with a deadline that left workers out
 }
 
 TEST_CASE("a run with an allocation-free observer allocates only its summary", "[allocation]") {

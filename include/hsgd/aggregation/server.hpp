@@ -111,7 +111,23 @@ class Server {
     }
   }
 
-  /// Every member takes part (the default, and always the case above level 1).
+  /// Only the members with `ready[j]` set (indexed by worker) take part in the current round, in
+  /// member order: a simulated clock's deadline leaves the late ones out. At least one must be
+  /// ready. Allocates nothing once the members are set.
+  void participate_only(std::span<const char> ready) {
+    participants_.clear();
+    participant_weights_.clear();
+    participant_weight_ = 0;
+    for (std::size_t k = 0; k < members_.size(); ++k) {
+      if (ready[static_cast<std::size_t>(members_[k])] == 0) continue;
+      participants_.push_back(members_[k]);
+      participant_weights_.push_back(weights_[k]);
+      participant_weight_ += weights_[k];
+    }
+    detail::require(!participants_.empty(), "unit {} of level {}: no member is ready for the round", unit_, level_);
+  }
+
+  /// Every member takes part (the default; above level 1, always but for a deadline's round).
   void everyone_participates() {
     participants_ = members_;
     participant_weights_ = weights_;

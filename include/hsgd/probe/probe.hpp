@@ -409,6 +409,7 @@ class DivergenceProbe {
       record_.sim_seconds = clock_reading_.seconds;
       record_.sim_compute_seconds = clock_reading_.compute;
       record_.sim_wait_seconds = clock_reading_.wait;
+      record_.sim_dropped = static_cast<double>(clock_reading_.dropped);
       std::copy(clock_reading_.communication.begin(), clock_reading_.communication.end(),
                 record_.sim_communication_seconds.begin());
     }

@@ -71,6 +71,7 @@ struct ProbeRecord {
   double sim_seconds = not_measured;            ///< simulated time after step t (a run with a SimulatedClock)
   double sim_compute_seconds = not_measured;    ///< its part spent in local steps, along the critical path (ClockReading)
   double sim_wait_seconds = not_measured;       ///< its part spent waiting for rounds' slowest participants
+  double sim_dropped = not_measured;            ///< members a deadline left out of rounds so far (a count)
   std::vector<double> sim_communication_seconds;  ///< its part spent in level-l rounds, l = 1..L
 };
 
@@ -112,7 +113,7 @@ void save_record(Writer& out, const ProbeRecord& r) {
   out.put_index(r.level);
   for (const double value : {r.loss, r.gradient_norm_squared, r.d_up, r.d_down, r.d_glob, r.d_down_at_group_averages,
                              r.c_in, r.c_up, r.c, r.max_d_up, r.max_d_down, r.scalars, r.test_loss, r.test_accuracy,
-                             r.sim_seconds, r.sim_compute_seconds, r.sim_wait_seconds})
+                             r.sim_seconds, r.sim_compute_seconds, r.sim_wait_seconds, r.sim_dropped})
     out.put_double(value);
   for (const auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
                             &r.group_gradient_norm_squared, &r.model_terms, &r.sim_communication_seconds})
@@ -132,7 +133,8 @@ ProbeRecord load_record(Reader& in, Index limit) {
   r.level = in.get_index("a record's level", 0, limit);
   for (double* value : {&r.loss, &r.gradient_norm_squared, &r.d_up, &r.d_down, &r.d_glob, &r.d_down_at_group_averages,
                         &r.c_in, &r.c_up, &r.c, &r.max_d_up, &r.max_d_down, &r.scalars, &r.test_loss,
-                        &r.test_accuracy, &r.sim_seconds, &r.sim_compute_seconds, &r.sim_wait_seconds})
+                        &r.test_accuracy, &r.sim_seconds, &r.sim_compute_seconds, &r.sim_wait_seconds,
+                        &r.sim_dropped})
     *value = in.get_double("a record's value");
   for (auto* terms : {&r.gradient_terms, &r.group_d_down, &r.group_d_down_at_group_averages,
                       &r.group_gradient_norm_squared, &r.model_terms, &r.sim_communication_seconds})
@@ -245,7 +247,7 @@ void append_csv_field(Buffer& out, std::string_view text) {
 /// loses nothing. Leading `tags` columns (e.g. scheme and seed) let several runs share a file.
 /// The columns, in order: the tags, then
 /// `step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,
-/// d_down_at_groups,test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds`, then
+/// d_down_at_groups,test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,sim_dropped`, then
 /// `d_level_0..d_level_{L-1}` and `c_level_0..c_level_{L-1}` (per-level terms),
 /// `messages_level_1..messages_level_L` (messages per aggregation level) and
 /// `sim_comm_level_1..sim_comm_level_L` (simulated seconds in each level's rounds). Values not
@@ -337,12 +339,12 @@ class CsvRecorder {
                     row_levels, levels_);
     buffer_.clear();
     buffer_.append(tag_prefix_.data(), tag_prefix_.data() + tag_prefix_.size());
-    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step,
+    fmt::format_to(std::back_inserter(buffer_), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", row.step,
                    row.level, cell(row.loss), cell(row.gradient_norm_squared), cell(row.d_up), cell(row.d_down),
                    cell(row.d_glob), cell(row.c_in), cell(row.c_up), cell(row.c), cell(row.max_d_up),
                    cell(row.max_d_down), row.messages, cell(row.scalars), cell(row.d_down_at_group_averages),
                    cell(row.test_loss), cell(row.test_accuracy), cell(row.sim_seconds), cell(row.sim_compute_seconds),
-                   cell(row.sim_wait_seconds));
+                   cell(row.sim_wait_seconds), cell(row.sim_dropped));
     append_levels(row.gradient_terms);
     append_levels(row.model_terms);
     for (std::size_t l = 0; l < levels_; ++l) {
@@ -497,7 +499,8 @@ class CsvRecorder {
     }
     fmt::format_to(std::back_inserter(buffer_),
                    "step,level,loss,grad_norm_sq,d_up,d_down,d_glob,c_in,c_up,c,max_d_up,max_d_down,messages,scalars,"
-                   "d_down_at_groups,test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds");
+                   "d_down_at_groups,test_loss,test_accuracy,sim_seconds,sim_compute_seconds,sim_wait_seconds,"
+                   "sim_dropped");
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",d_level_{}", l);
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",c_level_{}", l);
     for (std::size_t l = 0; l < levels_; ++l) fmt::format_to(std::back_inserter(buffer_), ",messages_level_{}", l + 1);

@@ -619,6 +619,10 @@ class Engine {
     make_servers();
     clock_.attach(topology_, static_cast<double>(d) * static_cast<double>(sizeof(Scalar)), batch_size_of(sampler),
                   options_.seed);
+    detail::require(!(clock_.has_deadlines() && partial_participation()),
+                    "the clock's deadlines cannot be combined with 'participation' ({}) < 1: a round has either drawn "
+                    "participants or the ready ones",
+                    options_.participation);
     slot_scratch_.resize(static_cast<std::size_t>(n));
     assign_groups();
     draw_participants();
@@ -962,6 +966,7 @@ class Engine {
     std::iota(slot_to_worker_.begin(), slot_to_worker_.end(), Index{0});  // a valid grouping until the first
     worker_to_slot_.resize(n);
     active_.assign(n, char{1});
+    ready_.assign(n, char{1});
     last_round_participants_ = workers();
   }
 
@@ -983,10 +988,19 @@ class Engine {
     }
   }
 
-  Index participant_count() const {
+  Index participant_count(Index level) const {
     Index count = 0;
-    for (const auto& server : servers_.front()) count += static_cast<Index>(server.participants().size());
+    for (const auto& server : servers_[static_cast<std::size_t>(level - 1)])
+      count += static_cast<Index>(server.participants().size());
     return count;
+  }
+
+  /// A round with a deadline: the clock says who is ready; the others are left out of the average.
+  void leave_out_late_workers(Index level) {
+    for (auto& server : servers_[static_cast<std::size_t>(level - 1)]) {
+      clock_.mark_ready(level, server.members(), ready_);
+      server.participate_only(ready_);
+    }
   }
 
   /// Asks the grouping policy who sits where, checks the answer and tells the servers. The
@@ -1036,10 +1050,15 @@ class Engine {
   /// (the level-1 servers average their participants and send that to all their workers), so a
   /// higher level then averages the groups' models.
   void aggregate(Index level) {
-    last_round_participants_ = partial_participation() ? participant_count() : workers();
+    auto& servers = servers_[static_cast<std::size_t>(level - 1)];
+    const bool deadline = clock_.has_deadline(level);
+    if (deadline) leave_out_late_workers(level);
+    last_round_participants_ = partial_participation() ? participant_count(1) : deadline ? participant_count(level) : workers();
     if (partial_participation() && level > 1) aggregate_servers(1);
     aggregate_servers(level);
-    clock_.after_round(level, servers_[static_cast<std::size_t>(level - 1)]);  // before a regrouping changes the units
+    clock_.after_round(level, servers);  // before a regrouping changes the units
+    if (deadline)
+      for (auto& server : servers) server.everyone_participates();
     ++aggregations_[static_cast<std::size_t>(level - 1)];
     if (level == topology_.levels() && grouping_.regroups_at_global_aggregation()) {
       assign_groups();
@@ -1092,7 +1111,10 @@ class Engine {
     result.loss = static_cast<double>(loss(average));
     result.gradient_norm_squared = static_cast<double>(gradient(average).squaredNorm());
     result.seconds = seconds;
-    if constexpr (ClockType::simulates) result.simulated_seconds = clock_.seconds();
+    if constexpr (ClockType::simulates) {
+      result.simulated_seconds = clock_.seconds();
+      result.dropped_by_deadlines = clock_.dropped();
+    }
     result.stopped_by_observer = stopped;
     return result;
   }
@@ -1133,6 +1155,7 @@ class Engine {
   std::vector<Index> slot_scratch_;  // the grouping policy's answer, before it is checked
   std::vector<Index> worker_to_slot_;
   std::vector<char> active_;  // active_[j]: worker j takes part in the current round
+  std::vector<char> ready_;   // ready_[j]: worker j beat a deadline (a clock with deadlines)
   Index last_round_participants_ = 0;
 
   std::unique_ptr<detail::ThreadPool> pool_;  // behind a pointer: its threads hold its address

@@ -26,6 +26,7 @@ struct Summary {
   double gradient_norm_squared = std::numeric_limits<double>::quiet_NaN();  ///< ||grad f(xbar)||^2 at the end
   double seconds = 0;                 ///< wall time of run()
   double simulated_seconds = std::numeric_limits<double>::quiet_NaN();  ///< a SimulatedClock's time after the run (NaN: no clock)
+  Index dropped_by_deadlines = 0;     ///< round members a SimulatedClock's deadlines left out
   bool stopped_by_observer = false;   ///< an observer returned true
 
   [[nodiscard]] std::string brief_report() const {
@@ -37,6 +38,8 @@ struct Summary {
                    gradient_norm_squared, seconds);
     if (!std::isnan(simulated_seconds))
       fmt::format_to(std::back_inserter(out), ", {:.6g} s simulated", simulated_seconds);
+    if (dropped_by_deadlines > 0)
+      fmt::format_to(std::back_inserter(out), ", {} left out by deadlines", dropped_by_deadlines);
     return out;
   }
 };

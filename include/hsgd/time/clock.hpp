@@ -124,6 +124,10 @@ struct ClockOptions {
   /// The cost of each level's rounds, level 1 first; empty: free communication. A run with more
   /// levels than costs given is refused.
   std::vector<LevelCost> levels;
+  /// Per level, level 1 first, the seconds a unit's round waits after the unit last met: a member
+  /// not ready by then is left out of the round's average (and receives it). Empty, or infinity
+  /// for a level: no deadline, nothing dropped. Not with partial participation.
+  std::vector<double> deadlines;
 
   void validate() const {
     detail::require(std::isfinite(compute.per_step) && compute.per_step >= 0,
@@ -131,6 +135,9 @@ struct ClockOptions {
     detail::require(std::isfinite(compute.per_sample) && compute.per_sample >= 0,
                     "'per_sample' ({}) must be finite and non-negative", compute.per_sample);
     for (std::size_t l = 0; l < levels.size(); ++l) levels[l].link.validate(static_cast<Index>(l + 1));
+    for (std::size_t l = 0; l < deadlines.size(); ++l)
+      detail::require(deadlines[l] > 0, "'deadlines'[{}] ({}) must be positive (infinity: no deadline at level {})", l,
+                      deadlines[l], l + 1);
   }
 };
 
@@ -143,6 +150,7 @@ struct ClockReading {
   double compute = 0;
   double wait = 0;
   std::vector<double> communication;
+  Index dropped = 0;  ///< members left out of rounds by a deadline so far, all levels
 };
 
 /// Synchronous H-SGD on a simulated clock, an Engine plug-in (`Engine engine(topology, shards,
@@ -154,7 +162,13 @@ struct ClockReading {
 ///   start = max_{j in P(U)} T_j, takes the level's round time t_l(|P(U)|, d x sizeof(Scalar)),
 ///   and every member leaves at start + t_l;
 /// - units that do not meet run on their own clocks until a higher level joins them. A step's
-///   level is the highest due, so a global round replaces the local one.
+///   level is the highest due, so a global round replaces the local one;
+/// - with a deadline D_l, a level-l round of U closes at O_U + D_l, O_U the time U's members last
+///   left a round of level l or higher together: the members ready by then take part (the
+///   round starts at the latest of them), the others are left out of its average, stop their
+///   local work at the round's start (the rest is not counted as compute) and receive the
+///   average with everyone. If nobody is ready by the deadline, the first ready member is
+///   awaited. Without deadlines nothing is dropped.
 ///
 /// With constant compute c, equal speeds and every round of level l taking t_l, T steps of an
 /// L-level schedule with periods P_1 | ... | P_L take exactly
@@ -191,10 +205,39 @@ class SimulatedClock {
     step_seconds_.resize(static_cast<std::size_t>(n));
     for (std::size_t j = 0; j < speeds.size(); ++j) step_seconds_[j] = nominal * speeds[j];
     speeds_ = speeds;
+    detail::require(options_.deadlines.empty() || static_cast<Index>(options_.deadlines.size()) == levels_,
+                    "the clock has deadlines for {} levels but the topology has {}: give one per level (infinity: "
+                    "none)",
+                    options_.deadlines.size(), levels_);
     clock_.assign(static_cast<std::size_t>(n), 0.0);
     compute_.assign(static_cast<std::size_t>(n), 0.0);
     wait_.assign(static_cast<std::size_t>(n), 0.0);
     communication_.assign(static_cast<std::size_t>(n * levels_), 0.0);
+    last_met_.assign(static_cast<std::size_t>(n * levels_), 0.0);
+    dropped_ = 0;
+  }
+
+  /// Whether level `level`'s rounds have a deadline.
+  [[nodiscard]] bool has_deadline(Index level) const {
+    return !options_.deadlines.empty() && std::isfinite(options_.deadlines[static_cast<std::size_t>(level - 1)]);
+  }
+  /// Whether any level has one.
+  [[nodiscard]] bool has_deadlines() const {
+    return std::any_of(options_.deadlines.begin(), options_.deadlines.end(), [](double d) { return std::isfinite(d); });
+  }
+
+  /// Before a level-`level` round with a deadline: sets `ready[j]` for the members of `candidates`
+  /// (a unit's members) that take part, clears it for those the deadline leaves out.
+  void mark_ready(Index level, std::span<const Index> candidates, std::span<char> ready) const {
+    const auto l = static_cast<std::size_t>(level - 1);
+    double opened = 0;
+    double first = std::numeric_limits<double>::infinity();
+    for (const Index j : candidates) {
+      opened = std::max(opened, last_met_[static_cast<std::size_t>(j) * static_cast<std::size_t>(levels_) + l]);
+      first = std::min(first, clock_[static_cast<std::size_t>(j)]);
+    }
+    const double close = std::max(opened + options_.deadlines[l], first);  // at least the first ready one
+    for (const Index j : candidates) ready[static_cast<std::size_t>(j)] = clock_[static_cast<std::size_t>(j)] <= close ? 1 : 0;
   }
 
   /// After the local steps: `active[j]` says whether worker j stepped.
@@ -217,11 +260,18 @@ class SimulatedClock {
                                ? 0.0
                                : options_.levels[l].round_seconds(static_cast<Index>(server.participants().size()),
                                                                   model_bytes_);
+      const bool deadline = has_deadline(level);
+      if (deadline) dropped_ += static_cast<Index>(server.members().size() - server.participants().size());
       for (const Index j : server.members()) {
         const auto k = static_cast<std::size_t>(j);
+        if (deadline && clock_[k] > start) {  // left out: its work past the round's start is lost
+          compute_[k] -= clock_[k] - start;
+          clock_[k] = start;
+        }
         wait_[k] += std::max(0.0, start - clock_[k]);
         communication_[k * static_cast<std::size_t>(levels_) + l] += round;
         clock_[k] = std::max(clock_[k], start) + round;
+        for (std::size_t below = 0; below <= l; ++below) last_met_[k * static_cast<std::size_t>(levels_) + below] = clock_[k];
       }
     }
   }
@@ -254,7 +304,10 @@ class SimulatedClock {
     out.wait = wait_[latest];
     for (std::size_t l = 0; l < out.communication.size(); ++l)
       out.communication[l] = communication_[latest * static_cast<std::size_t>(levels_) + l];
+    out.dropped = dropped_;
   }
+  /// Members left out of rounds by a deadline so far.
+  [[nodiscard]] Index dropped() const { return dropped_; }
   [[nodiscard]] const ClockOptions& options() const { return options_; }
 
   // ---- checkpoints (inside the Engine's section) ----
@@ -268,9 +321,10 @@ class SimulatedClock {
                             cost.link.bandwidth,
                             cost.pattern == RoundPattern::ring_allreduce ? "ring all-reduce" : "parameter server");
     }
-    return fmt::format("compute {} s per step + {} s per sample; speeds {}; {}", options_.compute.per_step,
+    return fmt::format("compute {} s per step + {} s per sample; speeds {}; {}; deadlines {}", options_.compute.per_step,
                        options_.compute.per_sample, options_.speeds.describe(),
-                       levels.empty() ? "free communication" : levels);
+                       levels.empty() ? "free communication" : levels,
+                       options_.deadlines.empty() ? std::string("none") : fmt::format("{}", options_.deadlines));
   }
 
   template <class Writer>
@@ -279,6 +333,8 @@ class SimulatedClock {
     out.put_doubles(compute_);
     out.put_doubles(wait_);
     out.put_doubles(communication_);
+    out.put_doubles(last_met_);
+    out.put_index(dropped_);
   }
 
   /// Reads what save_state wrote into `staged` (a copy of this clock), checking the sizes.
@@ -295,6 +351,8 @@ class SimulatedClock {
     read(compute_, compute_.size(), "compute times");
     read(wait_, wait_.size(), "wait times");
     read(communication_, communication_.size(), "communication times");
+    read(last_met_, last_met_.size(), "meeting times");
+    dropped_ = in.get_index("the dropped count", 0, Index{1} << 62);
   }
 
  private:
@@ -307,6 +365,8 @@ class SimulatedClock {
   std::vector<double> compute_;        // T_j's parts: local steps,
   std::vector<double> wait_;           // waiting for a round's slowest participant,
   std::vector<double> communication_;  // and rounds, worker j's level l at [j L + l - 1]
+  std::vector<double> last_met_;       // [j L + l - 1]: when j last left a round of level >= l
+  Index dropped_ = 0;
 };
 
 /// The Engine's clock when it is given none: nothing simulated, nothing stored.
@@ -317,6 +377,9 @@ struct NoClock {
   template <class Servers>
   void after_round(Index, const Servers&) {}
   [[nodiscard]] std::string describe() const { return "none"; }
+  [[nodiscard]] bool has_deadline(Index) const { return false; }
+  [[nodiscard]] bool has_deadlines() const { return false; }
+  void mark_ready(Index, std::span<const Index>, std::span<char>) const {}
   template <class Writer>
   void save_state(Writer&) const {}
   template <class Reader>
@@ -330,6 +393,8 @@ concept Clock = requires(C& clock, const C& reading, const Topology& topology, s
   clock.attach(topology, 1.0, Index{1}, std::uint64_t{1});
   clock.after_local_steps(active);
   { reading.describe() } -> std::convertible_to<std::string>;
+  { reading.has_deadline(Index{1}) } -> std::convertible_to<bool>;
+  { reading.has_deadlines() } -> std::convertible_to<bool>;
 };
 
 }  // namespace hsgd
