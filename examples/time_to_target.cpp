@@ -54,18 +54,19 @@ const std::vector<std::string> scheme_names{"local-sgd-I", "hsgd-random", "local
 struct Outcome {
   double reached;  // 1 if the target was reached
   hsgd::Index steps, dropped;
-  double seconds, compute, wait, local_communication, global_communication;
+  double seconds, compute, wait, local_communication, global_communication, discarded;
   double test_loss, test_accuracy;
 };
 
 std::vector<double> numbers(const Outcome& o) {
   return {o.reached, static_cast<double>(o.steps), static_cast<double>(o.dropped), o.seconds, o.compute, o.wait, o.local_communication,
-          o.global_communication, o.test_loss, o.test_accuracy};
+          o.global_communication, o.discarded, o.test_loss, o.test_accuracy};
 }
 Outcome outcome_from(const std::vector<double>& v) {
-  if (v.size() != 10) throw std::invalid_argument("the checkpoint's results are not time_to_target's");
+  if (v.size() != 11) throw std::invalid_argument("the checkpoint's results are not time_to_target's");
   constexpr hsgd::Index most = std::numeric_limits<hsgd::Index>::max() / 2;
-  return {v[0], example::whole(v[1], 0, most), example::whole(v[2], 0, most), v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
+  return {v[0], example::whole(v[1], 0, most), example::whole(v[2], 0, most), v[3], v[4], v[5], v[6], v[7], v[8], v[9],
+          v[10]};
 }
 
 /// The edge-cloud cost model: level 1 over the local links, the top level over the global one.
@@ -103,7 +104,7 @@ bool run_scheme(const Settings& s, example::Study& study, hsgd::Index run, const
   const auto& last = recorder.memory.rows.back();
   const Outcome outcome{reached() ? 1.0 : 0.0, engine.step_count(), clock.dropped, clock.seconds, clock.compute, clock.wait,
                         clock.communication.size() > 1 ? clock.communication.front() : 0.0, clock.communication.back(),
-                        last.test_loss, last.test_accuracy};
+                        clock.discarded, last.test_loss, last.test_accuracy};
   study.finish(run, numbers(outcome), engine, std::tie(probe, recorder.memory));
   return true;
 }
@@ -157,16 +158,17 @@ bool run_study(const Settings& s, example::Study& study, std::vector<Outcome>& o
 }
 
 void print_table(const Settings& s, const std::vector<Outcome>& outcomes) {
-  fmt::print("\n{:<12} {:>7} {:>6} {:>10} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8}\n", "scheme", "reached", "steps",
-             "simulated", "compute", "waiting", "local comm", "global comm", "test loss", "accuracy", "left out");
+  fmt::print("\n{:<12} {:>7} {:>6} {:>10} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}\n", "scheme", "reached",
+             "steps", "simulated", "compute", "waiting", "local comm", "global comm", "discarded", "test loss", "accuracy",
+             "left out");
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
     const Outcome& o = outcomes[k];
-    fmt::print("{:<12} {:>7} {:>6} {:>9.2f}s {:>8.2f}s {:>7.2f}s {:>9.2f}s {:>10.2f}s {:>9.4f} {:>9.4f} {:>8}\n",
+    fmt::print("{:<12} {:>7} {:>6} {:>9.2f}s {:>8.2f}s {:>7.2f}s {:>9.2f}s {:>10.2f}s {:>8.2f}s {:>9.4f} {:>9.4f} {:>8}\n",
                scheme_names[k], o.reached > 0 ? "yes" : "no", o.steps, o.seconds, o.compute, o.wait,
-               o.local_communication, o.global_communication, o.test_loss, o.test_accuracy, o.dropped);
+               o.local_communication, o.global_communication, o.discarded, o.test_loss, o.test_accuracy, o.dropped);
   }
   fmt::print("(seconds on the simulated clock to a held-out loss of {}, along the critical path: the latest worker's "
-             "compute, waiting for slower workers, and rounds per level)\n",
+             "compute, waiting for slower workers and rounds per level, less the time deadlines discarded)\n",
              s.target);
 }
 

@@ -34,7 +34,7 @@ bool close(double a, double b) { return std::abs(a - b) <= 1e-12 * std::max(std:
 template <class Engine>
 void check_split(const Engine& engine) {
   const hsgd::ClockReading r = engine.clock().reading();
-  double total = r.compute + r.wait;
+  double total = r.compute + r.wait - r.discarded;
   for (const double seconds : r.communication) total += seconds;
   CHECK(close(total, r.seconds));
 }
@@ -283,17 +283,36 @@ TEST_CASE("clock: a deadline leaves out exactly the workers slower than it", "[c
   CHECK(summary.dropped_by_deadlines == 2 * 3);
   CHECK(engine.clock().dropped() == 6);
   // Each level-1 round starts when its last participant is ready (group 0 after 0.02 s, group 1
-  // after 0.024 s: worker 7, speed 1.2) and the left-out ones stop there, so their lost work is
-  // not compute. After three such rounds the global round (no deadline) waits for worker 6's
+  // after 0.024 s: worker 7, speed 1.2) and the left-out ones are interrupted there. After three such rounds the global round (no deadline) waits for worker 6's
   // two steps at speed 2.5, the latest, and everyone leaves it together.
   const double t1 = 1e-3 + 2 * 3 * model_bytes / 1e6;  // three participants per round
   const double t2 = 0.05 + 2 * 8 * model_bytes / 1e5;
   const double end = 3 * (0.024 + t1) + 0.05 + t2;
   for (Index j = 0; j < 8; ++j) CHECK(close(engine.clock().worker_seconds(j), end));
   const hsgd::ClockReading r = engine.clock().reading();  // worker 6's path: it never waited
-  CHECK(close(r.compute, 3 * 0.024 + 0.05));
+  CHECK(close(r.compute, 4 * 0.05));                      // four periods of 2 steps at speed 2.5
+  CHECK(close(r.discarded, 3 * (0.05 - 0.024)));          // three of them cut at the level-1 rounds' start
   CHECK(r.wait == 0);
   CHECK(close(r.communication[0], 3 * t1));
+  check_split(engine);
+}
+
+TEST_CASE("clock: a global deadline that leaves a whole slow group out interrupts it at the round's start",
+          "[clock][deadline]") {
+  hsgd::ClockOptions clock = edge_cloud();
+  clock.speeds = hsgd::WorkerSpeeds::trace({10, 10, 10, 10, 1, 1, 1, 1});  // group 0 is ten times as slow
+  clock.deadlines = {std::numeric_limits<double>::infinity(), 0.1};         // the global round waits 0.1 s at most
+  auto engine = deadline_engine(clock, 32);
+  const hsgd::Summary summary = engine.run();
+  CHECK(summary.dropped_by_deadlines == 4 * 4);  // group 0 misses every global round (steps 8, 16, 24, 32)
+  // Group 1 alone sets the pace: per global period 8 steps of c, three level-1 rounds and the global
+  // round of its 4 participants; group 0's work is discarded at each global round's start.
+  const double t1 = 1e-3 + 2 * 4 * model_bytes / 1e6;
+  const double t2 = 0.05 + 2 * 4 * model_bytes / 1e5;
+  const double period = 8 * compute + 3 * t1 + t2;
+  for (Index j = 0; j < 8; ++j) CHECK(close(engine.clock().worker_seconds(j), 4 * period));
+  const hsgd::ClockReading r = engine.clock().reading();
+  CHECK(r.discarded == 0);  // the critical path is group 1's, which lost nothing
   check_split(engine);
 }
 

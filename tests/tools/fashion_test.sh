@@ -19,7 +19,7 @@ fi
 rm -rf "$work" && mkdir -p "$work"
 "$example" "$@" --data "$data" --csv "$work/fashion.csv" | tee "$work/table.txt"
 # The last measured test accuracy of each scheme (the CSV's columns found by name).
-awk -F, -v minimum="$minimum" '
+awk -F, -v minimum="$minimum" -v schemes="$work/schemes.txt" '
   NR == 1 { for (k = 1; k <= NF; ++k) column[$k] = k; next }
   $column["test_accuracy"] != "" { last[$column["scheme"]] = $column["test_accuracy"] }
   END {
@@ -27,7 +27,7 @@ awk -F, -v minimum="$minimum" '
     for (scheme in last) {
       printf "fashion_test: %s ends at test accuracy %s (at least %s required)\n", scheme, last[scheme], minimum
       if (last[scheme] + 0 < minimum + 0) failed = 1
-      print scheme > "'"$work"'/schemes.txt"
+      print scheme > schemes
     }
     exit failed
   }' "$work/fashion.csv"

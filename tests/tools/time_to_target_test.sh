@@ -10,7 +10,8 @@ rm -rf "$work" && mkdir -p "$work"
 "$example" "$@" --target "$target" --csv "$work/time.csv" | tee "$work/table.txt"
 awk -F, -v target="$target" '
   NR == 1 { for (k = 1; k <= NF; ++k) column[$k] = k; next }
-  $column["test_loss"] != "" && $column["test_loss"] + 0 <= target + 0 && !($column["scheme"] in reached) {
+  # a number (not empty, not nan) at or below the target
+  $column["test_loss"] ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && $column["test_loss"] + 0 <= target + 0 && !($column["scheme"] in reached) {
     reached[$column["scheme"]] = $column["sim_seconds"] + 0
   }
   END {

@@ -63,7 +63,8 @@ struct CheckpointFormat {
   static constexpr std::string_view magic{"HSGDCKPT", 8};
   static constexpr std::uint32_t byte_order_mark = 0x01020304;
   /// Bumped whenever a section's layout changes; a reader refuses files of another version.
-  /// 2: probe records gained the held-out test loss and accuracy (and the CSV two columns).
+  /// 2: probe records gained the held-out test loss and accuracy and the simulated-time fields,
+  /// the engine's section a simulated clock's state (and its "clock" setting).
   static constexpr std::uint32_t version = 2;
   static constexpr std::size_t header_size = 32;
   static constexpr std::size_t trailer_size = 4;
@@ -662,7 +663,7 @@ class CheckpointFile {
     if (version_ == 0) fail("has format version 0, which no hsgd writes");
     if (version_ < CheckpointFormat::version)
       fail("has format version {}, older than this hsgd reads ({}): its sections have another layout (version 2 "
-           "added the probes' held-out test columns); resume it with the hsgd that wrote it",
+           "added held-out and simulated-time fields); resume it with the hsgd that wrote it",
            version_, CheckpointFormat::version);
     scalar_code_ = header_field<std::uint32_t>(16);
   }

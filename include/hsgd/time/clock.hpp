@@ -142,14 +142,18 @@ struct ClockOptions {
 };
 
 /// The simulated time at a step, split along the critical path: the worker whose clock is latest
-/// (among equals, the one that waited least, then the lowest index) spent `compute` seconds on local steps, `wait` seconds waiting for the
-/// slowest member of its rounds (or sitting a round out), and `communication[l - 1]` in level-l
-/// rounds; they add up to `seconds` (to rounding).
+/// (among equals, the one that waited least, then lost least to deadlines, then the lowest index)
+/// spent `compute` seconds on local steps, `wait` seconds waiting for the slowest member of its
+/// rounds (or sitting a round out), and `communication[l - 1]` in level-l rounds, of which
+/// `discarded` seconds were work that a deadline threw away (the worker was left out of a round and
+/// interrupted at its start): seconds = compute + wait + sum communication - discarded (to
+/// rounding). Without deadlines `discarded` is 0.
 struct ClockReading {
   double seconds = 0;
   double compute = 0;
   double wait = 0;
   std::vector<double> communication;
+  double discarded = 0;
   Index dropped = 0;  ///< members left out of rounds by a deadline so far, all levels
 };
 
@@ -165,9 +169,9 @@ struct ClockReading {
 ///   level is the highest due, so a global round replaces the local one;
 /// - with a deadline D_l, a level-l round of U closes at O_U + D_l, O_U the time U's members last
 ///   left a round of level l or higher together: the members ready by then take part (the
-///   round starts at the latest of them), the others are left out of its average, stop their
-///   local work at the round's start (the rest is not counted as compute) and receive the
-///   average with everyone. If nobody is ready by the deadline, the first ready member is
+///   round starts at the latest of them), the others are left out of its average and interrupted
+///   at the round's start (the time they had run past it is discarded with their models, see
+///   ClockReading) and receive the average with everyone. If nobody is ready by the deadline, the first ready member is
 ///   awaited. Without deadlines nothing is dropped.
 ///
 /// With constant compute c, equal speeds and every round of level l taking t_l, T steps of an
@@ -214,6 +218,7 @@ class SimulatedClock {
     wait_.assign(static_cast<std::size_t>(n), 0.0);
     communication_.assign(static_cast<std::size_t>(n * levels_), 0.0);
     last_met_.assign(static_cast<std::size_t>(n * levels_), 0.0);
+    discarded_.assign(static_cast<std::size_t>(n), 0.0);
     dropped_ = 0;
   }
 
@@ -264,8 +269,10 @@ class SimulatedClock {
       if (deadline) dropped_ += static_cast<Index>(server.members().size() - server.participants().size());
       for (const Index j : server.members()) {
         const auto k = static_cast<std::size_t>(j);
-        if (deadline && clock_[k] > start) {  // left out: its work past the round's start is lost
-          compute_[k] -= clock_[k] - start;
+        // Left out: interrupted at the round's start. Its work since then (steps, and lower-level
+        // rounds a slow group was still holding) is discarded with its model.
+        if (deadline && clock_[k] > start) {
+          discarded_[k] += clock_[k] - start;
           clock_[k] = start;
         }
         wait_[k] += std::max(0.0, start - clock_[k]);
@@ -278,7 +285,8 @@ class SimulatedClock {
 
   // ---- readings ----
 
-  /// The simulated time so far: the latest worker clock.
+  /// The simulated time so far: the latest worker clock. With deadlines it can go back at a round
+  /// that leaves the latest workers out: the time they had run past its start is discarded.
   [[nodiscard]] double seconds() const {
     return clock_.empty() ? 0.0 : *std::max_element(clock_.begin(), clock_.end());
   }
@@ -296,14 +304,22 @@ class SimulatedClock {
   void read_into(ClockReading& out) const {
     out.communication.resize(static_cast<std::size_t>(levels_));
     if (clock_.empty()) return;
-    std::size_t latest = 0;  // the latest clock; among equals, the one that waited least: it held the others up
+    // The latest clock; among equals, the one that waited least (it held the others up), then the
+    // one that lost least to deadlines.
+    std::size_t latest = 0;
+    const auto before = [&](std::size_t a, std::size_t b) {
+      if (clock_[a] != clock_[b]) return clock_[a] > clock_[b];
+      if (wait_[a] != wait_[b]) return wait_[a] < wait_[b];
+      return discarded_[a] < discarded_[b];
+    };
     for (std::size_t j = 1; j < clock_.size(); ++j)
-      if (clock_[j] > clock_[latest] || (clock_[j] == clock_[latest] && wait_[j] < wait_[latest])) latest = j;
+      if (before(j, latest)) latest = j;
     out.seconds = clock_[latest];
     out.compute = compute_[latest];
     out.wait = wait_[latest];
     for (std::size_t l = 0; l < out.communication.size(); ++l)
       out.communication[l] = communication_[latest * static_cast<std::size_t>(levels_) + l];
+    out.discarded = discarded_[latest];
     out.dropped = dropped_;
   }
   /// Members left out of rounds by a deadline so far.
@@ -334,6 +350,7 @@ class SimulatedClock {
     out.put_doubles(wait_);
     out.put_doubles(communication_);
     out.put_doubles(last_met_);
+    out.put_doubles(discarded_);
     out.put_index(dropped_);
   }
 
@@ -352,6 +369,7 @@ class SimulatedClock {
     read(wait_, wait_.size(), "wait times");
     read(communication_, communication_.size(), "communication times");
     read(last_met_, last_met_.size(), "meeting times");
+    read(discarded_, discarded_.size(), "discarded times");
     dropped_ = in.get_index("the dropped count", 0, Index{1} << 62);
   }
 
@@ -366,6 +384,7 @@ class SimulatedClock {
   std::vector<double> wait_;           // waiting for a round's slowest participant,
   std::vector<double> communication_;  // and rounds, worker j's level l at [j L + l - 1]
   std::vector<double> last_met_;       // [j L + l - 1]: when j last left a round of level >= l
+  std::vector<double> discarded_;      // time past a round's start that a deadline threw away
   Index dropped_ = 0;
 };
 
@@ -386,15 +405,22 @@ struct NoClock {
   void load_state(Reader&) {}
 };
 
-/// What the Engine calls on a clock plug-in (SimulatedClock, NoClock, or your own).
+/// What the Engine calls on a clock plug-in (SimulatedClock, NoClock, or your own), besides the
+/// templates `after_round(level, servers)`, `save_state(writer)` and `load_state(reader)`; a clock
+/// that `simulates` also reports `seconds()` and `dropped()`.
 template <class C>
-concept Clock = requires(C& clock, const C& reading, const Topology& topology, std::span<const char> active) {
+concept Clock = requires(C& clock, const C& reading, const Topology& topology, std::span<const char> active,
+                         std::span<const Index> members, std::span<char> ready) {
   { C::simulates } -> std::convertible_to<bool>;
   clock.attach(topology, 1.0, Index{1}, std::uint64_t{1});
   clock.after_local_steps(active);
+  reading.mark_ready(Index{1}, members, ready);
   { reading.describe() } -> std::convertible_to<std::string>;
   { reading.has_deadline(Index{1}) } -> std::convertible_to<bool>;
   { reading.has_deadlines() } -> std::convertible_to<bool>;
-};
+} && (!C::simulates || requires(const C& reading) {
+  { reading.seconds() } -> std::convertible_to<double>;
+  { reading.dropped() } -> std::convertible_to<Index>;
+});
 
 }  // namespace hsgd
