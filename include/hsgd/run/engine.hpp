@@ -128,7 +128,11 @@ class Liveness {
 /// Random streams: worker j draws from (seed, StreamKind::worker, j); the grouping policy from
 /// (seed, StreamKind::grouping, 0); server s (numbered level by level, level 1 first) from
 /// (seed, StreamKind::server, s); an objective's initial_model from (seed,
-/// StreamKind::initial_model, 0). Nothing else is random, so equal seeds give equal bits.
+/// StreamKind::initial_model, 0); a SimulatedClock's speed factors from (seed, StreamKind::clock,
+/// j). Nothing else is random, so equal seeds give equal bits.
+///
+/// Time: a SimulatedClock plug-in keeps a simulated clock per worker alongside the run (see
+/// SimulatedClock); its deadlines can leave late workers out of a round's average.
 ///
 /// Failure: an exception that leaves `step()` after the step has started changing models (a
 /// NumericalError, an objective, sampler or update policy that throws, a grouping policy that

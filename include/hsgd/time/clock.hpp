@@ -171,8 +171,8 @@ struct ClockReading {
 ///   left a round of level l or higher together: the members ready by then take part (the
 ///   round starts at the latest of them), the others are left out of its average and interrupted
 ///   at the round's start (the time they had run past it is discarded with their models, see
-///   ClockReading) and receive the average with everyone. If nobody is ready by the deadline, the first ready member is
-///   awaited. Without deadlines nothing is dropped.
+///   ClockReading) and receive the average with everyone. If nobody is ready by the deadline,
+///   the first ready member is awaited. Without deadlines nothing is dropped.
 ///
 /// With constant compute c, equal speeds and every round of level l taking t_l, T steps of an
 /// L-level schedule with periods P_1 | ... | P_L take exactly
@@ -180,9 +180,10 @@ struct ClockReading {
 ///   T c + sum_l (floor(T / P_l) - floor(T / P_{l+1})) t_l      (floor(T / P_{L+1}) = 0),
 ///
 /// two levels: T c + (T/I - T/G) t_1 + (T/G) t_2. The clock only reads the run: a run with a
-/// clock has the same bits as one without. Its state (every worker's clock and its split) is
-/// n x (L + 3) doubles, updated in O(n) per step with no allocation, kept identically on every
-/// rank under the MPI backend, and saved in checkpoints.
+/// clock (without deadlines, or with deadlines nobody misses) has the same bits as one without. Its
+/// state (every worker's clock, its split and when it last met each level) is n x (2 L + 4)
+/// doubles, updated in O(n) per step with no allocation, kept identically on every rank under the
+/// MPI backend, and saved in checkpoints.
 class SimulatedClock {
  public:
   static constexpr bool simulates = true;
@@ -354,7 +355,8 @@ class SimulatedClock {
     out.put_index(dropped_);
   }
 
-  /// Reads what save_state wrote into `staged` (a copy of this clock), checking the sizes.
+  /// Reads what save_state wrote, checking sizes and values (the Engine calls it on a copy, so a
+  /// refused checkpoint leaves the clock in force untouched).
   template <class Reader>
   void load_state(Reader& in) {
     const auto read = [&](std::vector<double>& values, std::size_t size, const char* what) {
