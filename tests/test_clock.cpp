@@ -1,5 +1,6 @@
-// Simulated time: the closed forms of the brief (section 11), stragglers, the split along the
-// critical path, and that a clock never changes a bit of the run.
+// Simulated time: the closed form of a clock with constant costs (T c plus each level's rounds
+// times their cost), stragglers, the split along the critical path, and that a clock never changes
+// a bit of the run.
 
 #include <cmath>
 #include <cstring>

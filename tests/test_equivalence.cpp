@@ -1,4 +1,5 @@
-// Identities between schemes and closed forms (brief sections 1 and 3).
+// Identities between schemes (local SGD and minibatch SGD as cases of H-SGD) and closed forms (the
+// mean model under identical curvature, the fixed point of heterogeneous scalar quadratics).
 
 #include <cmath>
 

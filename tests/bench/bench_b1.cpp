@@ -1,4 +1,4 @@
-// Benchmark B1 (brief section 6): n = 64 workers, N = 8 groups of 8, I = 4, G = 32, minibatch 16
+// Benchmark B1: n = 64 workers, N = 8 groups of 8, I = 4, G = 32, minibatch 16
 // with replacement, gamma = 0.05, m = 512 samples per worker, d = 100 and d = 1000. Figure:
 // worker-steps per second (items_per_second). The yardsticks are two hand-written plain-Eigen loops
 // of the same arithmetic, run in the same process: as a researcher writes it, and with the next

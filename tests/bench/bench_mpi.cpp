@@ -26,7 +26,7 @@ namespace {
 using hsgd::Index;
 
 /// PyTorch's HierarchicalModelAverager on 8 gloo processes, B1 at d = 1000, measured on this
-/// machine earlier (brief, section 6): the figure the README sets hsgd beside.
+/// machine earlier: the figure the README sets hsgd beside.
 constexpr double pytorch_worker_steps_per_second = 2.36e3;
 
 struct Settings {

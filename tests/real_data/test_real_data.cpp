@@ -32,7 +32,7 @@ void check_fashion(const std::string& directory) {
   check(train.classes == 10 && test.classes == 10, "10 classes");
   const std::vector<hsgd::Index> counts = train.class_counts();
   for (std::size_t c = 0; c < counts.size(); ++c) check(counts[c] == 6000, fmt::format("class {}: {} training images, 6000 expected", c, counts[c]));
-  // The known mean pixel of the training set, 72.94 of 255 (brief, section 10).
+  // The known mean pixel of the training set, 72.94 of 255.
   const double mean = train.features.mean() / 255.0;
   check(std::abs(mean - 72.94 / 255.0) < 1e-3, fmt::format("mean training pixel / 255 = {:.5f}, expected {:.5f} to 1e-3", mean, 72.94 / 255.0));
   check(train.features.minCoeff() == 0 && train.features.maxCoeff() == 255, "pixels span 0..255");
