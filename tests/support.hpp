@@ -5,8 +5,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
+#include <numeric>
 #include <span>
 #include <sstream>
 #include <stdexcept>
@@ -15,9 +19,28 @@
 
 #include <hsgd/hsgd.hpp>
 
+// Bad input must throw hsgd::InvalidArgument whose message contains `text`. (Catch2 macros: they
+// expand only in the files that include <catch2/catch.hpp> and see Catch::Matchers::Contains.)
+#define CHECK_INVALID(expression, text)                 \
+  do {                                                  \
+    CHECK_THROWS_AS(expression, hsgd::InvalidArgument); \
+    CHECK_THROWS_WITH(expression, Contains(text));      \
+  } while (false)
+#define REQUIRE_INVALID(expression, text)                 \
+  do {                                                    \
+    REQUIRE_THROWS_AS(expression, hsgd::InvalidArgument); \
+    REQUIRE_THROWS_WITH(expression, Contains(text));      \
+  } while (false)
+
 namespace test {
 
 using hsgd::Index;
+
+inline constexpr double nan_value = std::numeric_limits<double>::quiet_NaN();
+inline constexpr double inf_value = std::numeric_limits<double>::infinity();
+inline constexpr double max_double = std::numeric_limits<double>::max();
+inline constexpr Index max_index = std::numeric_limits<Index>::max();
+inline constexpr Index min_index = std::numeric_limits<Index>::min();
 
 /// A fresh directory for one test's files, removed with everything in it afterwards.
 class TempDir {
@@ -141,17 +164,119 @@ inline hsgd::Options options(std::uint64_t seed = 1, Index steps = 100, double l
 }
 
 /// A CSV file's lines split at commas (no quoting: the files the tests write have plain cells); a
-/// line's trailing empty cell is dropped, as std::getline does.
-inline std::vector<std::vector<std::string>> read_csv_cells(const std::string& path) {
+/// line's trailing empty cell is dropped, as std::getline does, unless `keep_trailing_empty`.
+inline std::vector<std::vector<std::string>> read_csv_cells(const std::string& path, bool keep_trailing_empty = false) {
   std::ifstream file(path);
   std::vector<std::vector<std::string>> rows;
   for (std::string line; std::getline(file, line);) {
     std::vector<std::string> cells;
     std::stringstream fields(line);
     for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+    if (keep_trailing_empty && !line.empty() && line.back() == ',') cells.emplace_back();
     rows.push_back(cells);
   }
   return rows;
+}
+
+/// A file's bytes, and a file made of the given bytes (replacing what was there).
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// The same shape and the same bits in every entry (NaNs included).
+template <class Derived>
+bool same_bits(const Eigen::MatrixBase<Derived>& a, const Eigen::MatrixBase<Derived>& b) {
+  using Scalar = typename Derived::Scalar;
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         (a.size() == 0 ||
+          std::memcmp(a.derived().data(), b.derived().data(), static_cast<std::size_t>(a.size()) * sizeof(Scalar)) == 0);
+}
+
+/// Every part's saved bytes (its checkpoint state): equal exactly when the parts' states, e.g. every
+/// field of every record of a MemoryRecorder, are equal bit for bit.
+template <class... Parts>
+std::vector<char> state_bytes(const Parts&... parts) {
+  hsgd::CheckpointWriter out;
+  ((out.begin_section(parts.checkpoint_name()), parts.save_state(out), out.end_section()), ...);
+  return out.finish();
+}
+
+/// Steps an engine with its probe until step `until`, calling the probe as Engine::run would.
+template <class Engine, class Probe>
+void step_to(Engine& engine, Probe& probe, Index until) {
+  while (engine.step_count() < until) {
+    const Index level = engine.step();
+    if (level > 0) probe.after_aggregation(engine, level);
+    probe.after_step(engine);
+  }
+}
+
+/// 0, 1, ..., count - 1: every sample of a shard of `count`.
+inline std::vector<Index> all_indices(Index count) {
+  std::vector<Index> indices(static_cast<std::size_t>(count));
+  std::iota(indices.begin(), indices.end(), Index{0});
+  return indices;
+}
+
+/// grad f(x), and the mean gradient over `batch`, as new vectors.
+template <class Objective>
+hsgd::Vector<typename Objective::Scalar> full_gradient(const Objective& f,
+                                                       const hsgd::Vector<typename Objective::Scalar>& x) {
+  hsgd::Vector<typename Objective::Scalar> g(x.size());
+  f.gradient(x, g);
+  return g;
+}
+
+template <class Objective>
+hsgd::Vector<typename Objective::Scalar> batch_gradient(const Objective& f,
+                                                        const hsgd::Vector<typename Objective::Scalar>& x,
+                                                        const std::vector<Index>& batch) {
+  hsgd::Vector<typename Objective::Scalar> g(x.size());
+  f.batch_gradient(x, batch, g);
+  return g;
+}
+
+/// The message of the `Error` that `call` throws, or "" if it throws none (any other exception
+/// escapes and fails the test).
+template <class Error, class Call>
+std::string message_of(Call&& call) {
+  try {
+    call();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+/// Options with seed 5 and learning rate 0.1 (the engine tests' runs).
+inline hsgd::Options options_with(Index steps = 20, Index threads = 1) {
+  hsgd::Options result = options(5, steps, 0.1);
+  result.threads = threads;
+  return result;
+}
+
+/// Worker j's quadratic has curvature 1 and 8 samples around the centre (j, ..., j) with noise
+/// 0.5, from the stream (17, user, j).
+inline std::vector<hsgd::Quadratic<double>> quadratics(Index workers, Index dimension = 3) {
+  std::vector<hsgd::Quadratic<double>> shards;
+  for (Index j = 0; j < workers; ++j) {
+    hsgd::Rng rng = hsgd::make_stream(17, hsgd::StreamKind::user, static_cast<std::uint64_t>(j));
+    shards.push_back(
+        hsgd::Quadratic<double>::isotropic_noisy(1.0, Vec::Constant(dimension, double(j)), 8, 0.5, rng));
+  }
+  return shards;
+}
+
+/// Two levels over 8 workers in 2 groups, I = 2, G = 4, random groups re-drawn at every global round.
+inline auto quadratic_engine(Index steps = 20, Index threads = 1) {
+  return hsgd::Engine(hsgd::Topology::two_level(8, 2, 2, 4), quadratics(8), hsgd::UniformSampler(2),
+                      options_with(steps, threads), hsgd::RandomGrouping{hsgd::RandomGrouping::Redraw::every_global_aggregation});
 }
 
 }  // namespace test

@@ -23,31 +23,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-template <class Derived>
-bool same_bits(const Eigen::MatrixBase<Derived>& a, const Eigen::MatrixBase<Derived>& b) {
-  using Scalar = typename Derived::Scalar;
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         (a.size() == 0 || std::memcmp(a.derived().data(), b.derived().data(), static_cast<std::size_t>(a.size()) * sizeof(Scalar)) == 0);
-}
-
-/// Every part's saved bytes: equal exactly when the parts' states are equal bit for bit.
-template <class... Parts>
-std::vector<char> state_bytes(const Parts&... parts) {
-  hsgd::CheckpointWriter out;
-  ((out.begin_section(parts.checkpoint_name()), parts.save_state(out), out.end_section()), ...);
-  return out.finish();
-}
-
 /// Sends the probe's records to memory and to a CSV file.
 struct Tee {
   hsgd::MemoryRecorder memory;
@@ -75,23 +50,9 @@ Outcome uninterrupted(const Make& make, Index total, const TempDir& dir) {
   csv.set_tags({"a,b"});
   Tee tee{{}, &csv};
   auto probe = hsgd::make_probe(engine, probe_options, tee);
-  while (engine.step_count() < total) {
-    const Index level = engine.step();
-    if (level > 0) probe.after_aggregation(engine, level);
-    probe.after_step(engine);
-  }
+  step_to(engine, probe, total);
   csv.close();
   return {engine.models(), engine.states(), state_bytes(tee.memory, probe), read_bytes(dir.file("reference.csv"))};
-}
-
-/// Steps an engine with its probe until step `until`.
-template <class Engine, class Probe>
-void step_to(Engine& engine, Probe& probe, Index until) {
-  while (engine.step_count() < until) {
-    const Index level = engine.step();
-    if (level > 0) probe.after_aggregation(engine, level);
-    probe.after_step(engine);
-  }
 }
 
 /// Stops after `stop` steps on `save_threads` threads, saves, lets the "killed" run write a few

@@ -1,6 +1,7 @@
 // Classification objectives: softmax regression and the two-layer tanh network. Gradients against
 // central differences and against each other, the batch-mean convention, closed forms at x = 0,
-// the softmax shift invariance, training on mixtures, validation, and a short H-SGD run.
+// the softmax shift invariance, training on mixtures, validation (non-finite features too), and a
+// short H-SGD run.
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +16,10 @@
 #include <hsgd/objective/softmax.hpp>
 #include <hsgd/objective/tanh_network.hpp>
 
-using hsgd::Index;
+#include "data_support.hpp"
+
+using namespace test;
+using Catch::Matchers::Contains;
 
 static_assert(hsgd::check_objective<hsgd::SoftmaxRegression<double>>());
 static_assert(hsgd::check_objective<hsgd::SoftmaxRegression<float>>());
@@ -24,7 +28,6 @@ static_assert(hsgd::check_objective<hsgd::TanhNetwork<float>>());
 
 namespace {
 
-using Vec = hsgd::Vector<double>;
 using Data = hsgd::Dataset<double>;
 
 /// `per_class` samples of each of `classes` classes in `dimension` >= classes coordinates: class c
@@ -73,26 +76,26 @@ hsgd::Vector<Scalar> random_point(Index dimension, double scale, std::uint64_t s
   return x;
 }
 
-/// ||a - b|| / max(||a||, ||b||), 0 when both are 0.
-template <class A, class B>
-double relative_difference(const A& a, const B& b) {
-  const double scale = std::max(a.norm(), b.norm());
-  return scale == 0 ? 0.0 : (a - b).norm() / scale;
-}
-
+// support.hpp's full_gradient, batch_gradient, all_indices and message_of, by the names the
+// checks below use.
 template <class Objective>
 hsgd::Vector<typename Objective::Scalar> gradient_of(const Objective& f,
                                                       const hsgd::Vector<typename Objective::Scalar>& x) {
-  hsgd::Vector<typename Objective::Scalar> g(x.size());
-  f.gradient(x, g);
-  return g;
+  return full_gradient(f, x);
 }
 
 template <class Objective>
 Vec batch_gradient_of(const Objective& f, const Vec& x, const std::vector<Index>& batch) {
-  Vec g(x.size());
-  f.batch_gradient(x, batch, g);
-  return g;
+  return batch_gradient(f, x, batch);
+}
+
+std::vector<Index> all_samples(Index count) { return all_indices(count); }
+
+/// The message of the hsgd::InvalidArgument that `make` throws, or "" if it throws none (any
+/// other exception escapes and fails the test).
+template <class Make>
+std::string error_of(Make&& make) {
+  return message_of<hsgd::InvalidArgument>(std::forward<Make>(make));
 }
 
 /// (F(x + h e_i) - F(x - h e_i)) / (2 h) for every i. With h = 1e-5 the truncation error
@@ -123,27 +126,9 @@ Vec gradient_descent(const Objective& f, Vec x, double rate, int steps) {
   return x;
 }
 
-std::vector<Index> all_samples(Index count) {
-  std::vector<Index> indices(static_cast<std::size_t>(count));
-  std::iota(indices.begin(), indices.end(), Index{0});
-  return indices;
-}
-
 hsgd::Vector<double> tanh_start(const hsgd::TanhNetwork<double>& network, std::uint64_t seed) {
   hsgd::Rng rng = hsgd::make_stream(seed, hsgd::StreamKind::initial_model, 0);
   return network.initial_model(rng);
-}
-
-/// The message of the hsgd::InvalidArgument that `make` throws, or "" if it throws none (any
-/// other exception escapes and fails the test).
-template <class Make>
-std::string error_of(Make&& make) {
-  try {
-    make();
-  } catch (const hsgd::InvalidArgument& error) {
-    return error.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -364,6 +349,22 @@ TEST_CASE("Classifiers reject bad input, naming the parameter", "[classifier]") 
              Contains("'labels'[4] (3)"));  // named by its index in the whole dataset
   CHECK_THAT(error_of([&] { return hsgd::make_tanh_network_shards(data, {{0}, {1}}, -2); }),
              Contains("'hidden' (-2) must be positive"));
+}
+
+TEST_CASE("Classifier shards refuse non-finite features, naming the worker and the sample", "[hardening][data]") {
+  hsgd::Dataset<double> data = dataset_with_silent_feature();
+  data.features(2, 7) = nan_value;
+  const hsgd::Partition partition{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}};
+  REQUIRE_INVALID(hsgd::make_softmax_shards(data, partition),
+                  "worker 1 holds sample 7 ('partition'[1][3]) whose features are not finite: coordinate 2 is nan");
+  REQUIRE_INVALID(hsgd::make_tanh_network_shards(data, partition, 3), "worker 1 holds sample 7");
+  // A sample no worker holds is still refused, by its index in the data set.
+  REQUIRE_INVALID(hsgd::make_softmax_shards(data, hsgd::Partition{{0, 1}, {8}}), "'features' sample 7 is not finite");
+  data.features(2, 7) = -inf_value;
+  REQUIRE_INVALID(hsgd::SoftmaxRegression<double>(data), "'features' sample 7 is not finite: coordinate 2 is -inf");
+  REQUIRE_INVALID(hsgd::TanhNetwork<double>(data, 2), "'features' sample 7");
+  data.features(2, 7) = 1.0;
+  CHECK(hsgd::make_softmax_shards(data, partition).size() == 3);
 }
 
 TEST_CASE("Shards hold their part of the data and share one model layout", "[classifier]") {

@@ -7,6 +7,7 @@
 #include "support.hpp"
 
 using namespace test;
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -111,4 +112,29 @@ TEST_CASE("Learning-rate schedules give the documented rates", "[optimizer]") {
   CHECK(constant_rate == 0.1);
   CHECK(decayed_rate == Approx(0.025).epsilon(1e-15));
   CHECK(decayed_distance < constant_distance);
+}
+
+TEST_CASE("StepDecay and the other schedules are defined at every step", "[hardening][data]") {
+  const hsgd::StepDecay decay{.factor = 0.5, .every = 1};
+  CHECK(decay.rate(0.1, max_index) == 0.0);  // 0.5^(2^63 - 2) underflows to 0, defined
+  CHECK(decay.rate(0.1, 1) == 0.1);
+  CHECK(decay.rate(0.1, 3) == 0.025);
+  CHECK(hsgd::StepDecay{.factor = 1.0, .every = 1}.rate(0.1, max_index) == 0.1);
+  CHECK(hsgd::StepDecay{.factor = 0.5, .every = max_index}.rate(0.1, max_index) == 0.1);
+  CHECK(hsgd::StepDecay{.factor = 0.5, .every = Index{1} << 62}.rate(0.1, max_index) == 0.05);
+  // t - 1 at the least Index overflows, and every = 0 divides by zero: both are refused.
+  REQUIRE_INVALID(decay.rate(0.1, 0), "'step' (0) must be at least 1");
+  REQUIRE_INVALID(decay.rate(0.1, min_index), "'step' (-9223372036854775808) must be at least 1");
+  REQUIRE_INVALID((hsgd::StepDecay{.factor = 0.5, .every = 0}.rate(0.1, 5)), "'every' (0) must be positive");
+  REQUIRE_INVALID((hsgd::StepDecay{.factor = 0.5, .every = -1}.rate(0.1, max_index)), "'every' (-1) must be positive");
+  REQUIRE_INVALID((hsgd::StepDecay{.factor = 0.0, .every = 1}.rate(0.1, 5)), "'factor' (0) must be in (0, 1]");
+  REQUIRE_INVALID((hsgd::StepDecay{.factor = 1e308, .every = 1}.rate(0.1, max_index)), "'factor' (1e+308)");
+
+  const hsgd::InverseSqrtDecay inverse{.time_scale = 1000.0};
+  const double last = inverse.rate(0.1, max_index);
+  CHECK(last == Approx(0.1 / std::sqrt(1.0 + 9.223372036854775806e18 / 1000.0)).epsilon(1e-12));
+  REQUIRE_INVALID(inverse.rate(0.1, min_index), "'step' (-9223372036854775808)");
+  REQUIRE_INVALID((hsgd::InverseSqrtDecay{.time_scale = 0.0}.rate(0.1, 2)), "'time_scale' (0)");
+  CHECK(hsgd::ConstantRate{}.rate(0.1, max_index) == 0.1);
+  REQUIRE_INVALID(hsgd::ConstantRate{}.rate(0.1, 0), "'step' (0)");
 }

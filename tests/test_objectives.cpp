@@ -1,5 +1,6 @@
 // Objectives: gradients against finite differences, the batch-mean convention, the synthetic
-// data of B1, and the concepts every pluggable part is checked against.
+// data of B1 (and the labelling margins it refuses), B1's penalty at the edges of double, and the
+// concepts every pluggable part is checked against.
 
 #include <algorithm>
 #include <cmath>
@@ -11,21 +12,12 @@
 
 #include <catch2/catch.hpp>
 
-#include <hsgd/hsgd.hpp>
+#include "data_support.hpp"
 
-using hsgd::Index;
+using namespace test;
+using Catch::Matchers::Contains;
 
 namespace {
-
-using Vec = hsgd::Vector<double>;
-using Mat = hsgd::Matrix<double>;
-
-/// ||a - b|| / max(||a||, ||b||), 0 when both are 0.
-template <class A, class B>
-double relative_difference(const A& a, const B& b) {
-  const double scale = std::max(a.norm(), b.norm());
-  return scale == 0 ? 0.0 : (a - b).norm() / scale;
-}
 
 /// Central differences (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i), h_i = h max(1, |x_i|).
 template <class Objective>
@@ -63,33 +55,7 @@ hsgd::Vector<Scalar> random_point(hsgd::Rng& rng, Index d, double scale) {
 }
 
 hsgd::B1Data small_data(std::uint64_t seed, double lambda, Index samples = 40, Index dimension = 6) {
-  hsgd::B1Data data;
-  data.workers = 1;
-  data.samples_per_worker = samples;
-  data.dimension = dimension;
-  data.lambda = lambda;
-  data.seed = seed;
-  return data;
-}
-
-std::vector<Index> all_indices(Index count) {
-  std::vector<Index> indices(static_cast<std::size_t>(count));
-  std::iota(indices.begin(), indices.end(), Index{0});
-  return indices;
-}
-
-template <class Objective>
-Vec batch_gradient(const Objective& f, const Vec& x, const std::vector<Index>& batch) {
-  Vec g(x.size());
-  f.batch_gradient(x, batch, g);
-  return g;
-}
-
-template <class Objective>
-Vec full_gradient(const Objective& f, const Vec& x) {
-  Vec g(x.size());
-  f.gradient(x, g);
-  return g;
+  return {.workers = 1, .samples_per_worker = samples, .dimension = dimension, .lambda = lambda, .seed = seed};
 }
 
 /// A stochastic quadratic with random curvature in [0.5, 2.5] and `samples` random centres.
@@ -100,6 +66,16 @@ hsgd::Quadratic<double> random_quadratic(hsgd::Rng& rng, Index d, Index samples)
   for (Index k = 0; k < samples; ++k)
     for (Index i = 0; i < d; ++i) centres(i, k) = 3.0 * rng.normal();
   return hsgd::Quadratic<double>::from_samples(curvature, centres);
+}
+
+/// The penalty term and its gradient coefficient in their naive form (as B1 first computed them):
+/// exact in the ordinary range, NaN once x^2 overflows.
+double old_penalty_term(double x) { return x * x / (1 + x * x); }
+double old_penalty_slope(double x) { return 2 * x / ((1 + x * x) * (1 + x * x)); }
+
+double relative_error(double value, double reference) {
+  if (reference == 0) return std::abs(value);
+  return std::abs(value - reference) / std::abs(reference);
 }
 
 // ---- types for the concept checks ---------------------------------------------------------------
@@ -399,11 +375,7 @@ TEST_CASE("Quadratic::isotropic_noisy: the centre is the mean of the samples, th
 // ---- make_b1_shards -----------------------------------------------------------------------------
 
 TEST_CASE("make_b1_shards: sizes as requested", "[objective][b1]") {
-  hsgd::B1Data data;
-  data.workers = 5;
-  data.samples_per_worker = 17;
-  data.dimension = 3;
-  data.lambda = 0.25;
+  const hsgd::B1Data data{.workers = 5, .samples_per_worker = 17, .dimension = 3, .lambda = 0.25};
   const auto shards = hsgd::make_b1_shards<double>(data);
   REQUIRE(shards.size() == 5);
   for (const auto& shard : shards) {
@@ -425,11 +397,7 @@ TEST_CASE("make_b1_shards: sizes as requested", "[objective][b1]") {
 }
 
 TEST_CASE("make_b1_shards: the seed fixes the data; workers and seeds differ", "[objective][b1]") {
-  hsgd::B1Data data;
-  data.workers = 4;
-  data.samples_per_worker = 30;
-  data.dimension = 5;
-  data.seed = 77;
+  hsgd::B1Data data{.workers = 4, .samples_per_worker = 30, .dimension = 5, .seed = 77};
   const auto first = hsgd::make_b1_shards<double>(data);
   const auto again = hsgd::make_b1_shards<double>(data);
   for (std::size_t j = 0; j < first.size(); ++j) {
@@ -463,13 +431,12 @@ TEST_CASE("make_b1_shards: heterogeneity 0 labels every worker by the same model
   // directions (cosine about 1/26 in expectation, spread 1/sqrt(d) = 0.35), so the mean cosine
   // over the 15 pairs stays well below 0.6.
   const auto cosines = [](double heterogeneity) {
-    hsgd::B1Data data;
-    data.workers = 6;
-    data.samples_per_worker = 3000;
-    data.dimension = 8;
-    data.signal = 20.0;
-    data.heterogeneity = heterogeneity;
-    data.seed = 5;
+    const hsgd::B1Data data{.workers = 6,
+                            .samples_per_worker = 3000,
+                            .dimension = 8,
+                            .signal = 20.0,
+                            .heterogeneity = heterogeneity,
+                            .seed = 5};
     const auto shards = hsgd::make_b1_shards<double>(data);
     std::vector<Vec> directions;
     for (const auto& shard : shards) {
@@ -486,6 +453,128 @@ TEST_CASE("make_b1_shards: heterogeneity 0 labels every worker by the same model
   const auto separate = cosines(5.0);
   const double mean = std::accumulate(separate.begin(), separate.end(), 0.0) / double(separate.size());
   CHECK(mean < 0.6);
+}
+
+TEST_CASE("make_b1_shards refuses a labelling margin that is not finite, naming the worker and the sample",
+          "[hardening][data]") {
+  // signal near the largest double: a.w_j overflows, and a label drawn from sigma(NaN) or
+  // sigma(inf) would not follow the documented model.
+  REQUIRE_INVALID(hsgd::make_b1_shards<double>({.workers = 2, .samples_per_worker = 64, .dimension = 100,
+                                                .signal = 1e308}),
+                  "'signal' (1e+308) or 'heterogeneity' (1) is too large");
+  REQUIRE_THROWS_WITH(hsgd::make_b1_shards<double>({.workers = 2, .samples_per_worker = 64, .dimension = 100,
+                                                    .signal = 1e308}),
+                      Contains("worker 0 sample ") && Contains("the labelling margin a.w_j is"));
+  CHECK(hsgd::make_b1_shards<double>({.workers = 2, .samples_per_worker = 64, .dimension = 100}).size() == 2);
+}
+
+// ---- B1's penalty at the edges of double ----------------------------------------------------------
+
+TEST_CASE("B1 penalty: value and gradient stay finite for every finite x", "[hardening][data]") {
+  const double lambda = 0.75;  // 2 lambda x would itself overflow at the largest double
+  Vec x(6);
+  x << 1.3e154, 1e200, 1e300, max_double, -max_double, -1.5e154;
+  REQUIRE(std::isnan(old_penalty_term(1e300)));  // what the old formula gave
+  REQUIRE(std::isnan(old_penalty_slope(max_double)));
+  CHECK(hsgd::detail::nonconvex_penalty<double>(x) == 6.0);  // every term has saturated at 1
+  Vec g = Vec::Zero(6);
+  hsgd::detail::add_nonconvex_penalty_gradient<double>(x, lambda, g);
+  REQUIRE(g.allFinite());
+  CHECK(g.isZero(0));  // the exact values are below 4 lambda / |x|^3, which underflows here
+
+  // Large but representable slopes are kept: at 2e77, (1 + x^2)^2 overflows (the old form gave
+  // 0 there) while 2 x u^2 ~ 4 lambda / x^3 is about 1e-232, with u^2 subnormal (hence the looser
+  // tolerance).
+  Vec moderate(2);
+  moderate << 1e50, -2e77;
+  g.setZero(2);
+  hsgd::detail::add_nonconvex_penalty_gradient<double>(moderate, lambda, g);
+  CHECK(relative_error(g(0), 2 * lambda * 1e-150) < 1e-14);
+  CHECK(relative_error(g(1), -2 * lambda / (2e77 * 2e77 * 2e77)) < 1e-12);
+  CHECK(old_penalty_slope(-2e77) == 0.0);
+
+  // float saturates near 1.8e19.
+  hsgd::Vector<float> xf(3);
+  xf << 1e19F, 1e30F, std::numeric_limits<float>::max();
+  CHECK(hsgd::detail::nonconvex_penalty<float>(xf) == 3.0F);
+  hsgd::Vector<float> gf = hsgd::Vector<float>::Zero(3);
+  hsgd::detail::add_nonconvex_penalty_gradient<float>(xf, 0.75F, gf);
+  CHECK(gf.allFinite());
+}
+
+TEST_CASE("B1 penalty: the hardened forms match the old formula in the ordinary range", "[hardening][data]") {
+  std::vector<double> points{0.0, 1e-300, -1e-200, 1e-10, -1e-5, 0.3, -1.0, 1.0, 7.5, -123.0, 1e5, -1e20, 1e76};
+  for (int k = 0; k <= 200; ++k) points.push_back(-50.0 + 0.5 * k);
+  const Vec x = Eigen::Map<const Vec>(points.data(), static_cast<Index>(points.size()));
+  const double lambda = 1e-3;
+  Vec g = Vec::Zero(x.size());
+  hsgd::detail::add_nonconvex_penalty_gradient<double>(x, lambda, g);
+  double old_total = 0;
+  for (Index i = 0; i < x.size(); ++i) {
+    CAPTURE(x(i));
+    CHECK(relative_error(g(i), lambda * old_penalty_slope(x(i))) < 4e-16 * 8);
+    old_total += old_penalty_term(x(i));
+    const Vec one = Vec::Constant(1, x(i));
+    CHECK(relative_error(hsgd::detail::nonconvex_penalty<double>(one), old_penalty_term(x(i))) < 4e-16);
+  }
+  CHECK(relative_error(hsgd::detail::nonconvex_penalty<double>(x), old_total) < 1e-14);
+}
+
+TEST_CASE("B1 penalty: the objectives stay finite at a huge coordinate their data never touch", "[hardening][data]") {
+  // Coordinate 0 multiplies a feature that is 0 in every sample: at x_0 = the largest double the
+  // data term is what it is at x_0 = 0, the penalty adds lambda (its term is 1) and the gradient
+  // in x_0 is 0. Before, value and gradient were NaN there.
+  const hsgd::Dataset<double> data = dataset_with_silent_feature();
+  Vec labels(data.size());
+  for (Index k = 0; k < data.size(); ++k) labels(k) = data.labels[static_cast<std::size_t>(k)] == 1 ? 1.0 : -1.0;
+  const double lambda = 0.75;
+  const hsgd::NonconvexLogistic<double> logistic(data.features, labels, lambda);
+  Vec x(3);
+  x << 0.0, 0.4, -0.2;
+  Vec huge = x;
+  huge(0) = max_double;
+  Vec g(3);
+  Vec g_huge(3);
+  logistic.gradient(huge, g_huge);
+  logistic.gradient(x, g);
+  REQUIRE(g_huge.allFinite());
+  CHECK(g_huge(0) == 0.0);
+  CHECK(g_huge.tail(2) == g.tail(2));
+  CHECK(logistic.value(huge) == Approx(logistic.value(x) + lambda).epsilon(1e-14));
+  const std::vector<Index> batch{0, 3, 3, 8};
+  logistic.batch_gradient(huge, batch, g_huge);
+  REQUIRE(g_huge.allFinite());
+  CHECK(g_huge(0) == 0.0);
+
+  // Softmax regression: x = [W row by row; b] with W (2 x 3); W(0, 0) and W(1, 0) multiply the
+  // silent feature.
+  const hsgd::SoftmaxRegression<double> softmax(data, lambda);
+  Vec w = Vec::Zero(softmax.dimension());
+  w(1) = 0.5;
+  Vec w_huge = w;
+  w_huge(0) = 1e300;
+  w_huge(3) = -max_double;
+  Vec gs(softmax.dimension());
+  Vec gs_huge(softmax.dimension());
+  softmax.gradient(w_huge, gs_huge);
+  softmax.gradient(w, gs);
+  REQUIRE(gs_huge.allFinite());
+  CHECK(gs_huge(0) == 0.0);
+  CHECK(gs_huge(3) == 0.0);
+  CHECK(softmax.value(w_huge) == Approx(softmax.value(w) + 2 * lambda).epsilon(1e-14));
+
+  // The tanh network's first layer: W1 row 0's weight on the silent feature.
+  const hsgd::TanhNetwork<double> network(data, 2, lambda);
+  hsgd::Rng rng(9);
+  Vec v = network.initial_model(rng);
+  v(0) = 0.0;
+  Vec v_huge = v;
+  v_huge(0) = -1e250;
+  Vec gn(network.dimension());
+  network.gradient(v_huge, gn);
+  REQUIRE(gn.allFinite());
+  CHECK(gn(0) == 0.0);
+  CHECK(network.value(v_huge) == Approx(network.value(v) + lambda).epsilon(1e-14));
 }
 
 // ---- concepts -----------------------------------------------------------------------------------

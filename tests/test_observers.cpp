@@ -1,4 +1,4 @@
-// Observers and the run summary.
+// Observers (their hooks and the order they run in) and the run summary.
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -39,6 +39,20 @@ struct StopAt {
   Index step;
   template <class Run>
   bool after_step(const Run& run) const { return run.step_count() == step; }
+};
+
+/// Logs (id, step) after every step and (10 id + level, step) after every aggregation.
+struct Logger {
+  int id;
+  std::vector<std::pair<int, Index>>* log;
+  template <class Run>
+  void after_step(const Run& run) {
+    log->emplace_back(id, run.step_count());
+  }
+  template <class Run>
+  void after_aggregation(const Run& run, Index level) {
+    log->emplace_back(10 * id + static_cast<int>(level), run.step_count());
+  }
 };
 
 auto small_engine(Index steps) {
@@ -126,4 +140,33 @@ TEST_CASE("The engine's global objective is the weighted mean of the shards", "[
   }
   CHECK(engine.loss(x) == Approx(loss).epsilon(1e-14));
   CHECK(relative_difference(engine.gradient(x), gradient) < 1e-14);
+}
+
+TEST_CASE("Observers run in the order given, every step and every aggregation", "[hardening][observers]") {
+  std::vector<std::pair<int, Index>> log;
+  auto engine = quadratic_engine(8);
+  engine.run(Logger{3, &log}, Logger{1, &log}, Logger{2, &log});
+  std::vector<std::pair<int, Index>> expected;
+  for (Index t = 1; t <= 8; ++t) {
+    const auto level = static_cast<int>(engine.schedule().level_after(t));
+    if (level > 0)
+      for (const int id : {3, 1, 2}) expected.emplace_back(10 * id + level, t);
+    for (const int id : {3, 1, 2}) expected.emplace_back(id, t);
+  }
+  CHECK(log == expected);
+}
+
+TEST_CASE("A recorder after a probe sees the probe's measurement of the same step", "[hardening][observers]") {
+  auto engine = quadratic_engine(12);
+  hsgd::MemoryRecorder memory;
+  hsgd::ProbeOptions probe_options;
+  probe_options.gradient_every = 3;
+  auto probe = hsgd::make_probe(engine, probe_options, memory);
+  std::vector<Index> seen;
+  auto reader = hsgd::every(3, [&](const auto& run) {
+    REQUIRE_FALSE(memory.rows.empty());
+    if (memory.rows.back().step == run.step_count()) seen.push_back(run.step_count());
+  });
+  engine.run(probe, reader);
+  CHECK(seen == std::vector<Index>{3, 6, 9, 12});
 }

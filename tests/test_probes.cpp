@@ -1,5 +1,5 @@
-// Divergence probes: the decomposition identity, the pure-noise closed form, and that probing
-// changes nothing.
+// Divergence probes: the decomposition identity, the pure-noise closed form, that probing changes
+// nothing, and that a probe refuses a run of another shape.
 
 #include <cmath>
 #include <cstdio>
@@ -13,12 +13,13 @@
 #include "support.hpp"
 
 using namespace test;
+using Catch::Matchers::Contains;
 
 namespace {
 
-/// D_up and D_down straight from the brief's definitions (two levels), for comparison.
+/// D_up and D_down straight from their definitions in the paper (two levels), for comparison.
 template <class Run>
-std::pair<double, double> brief_divergences(const Run& run, const Mat& gradients) {
+std::pair<double, double> divergences_by_definition(const Run& run, const Mat& gradients) {
   const Vec& w = run.weights();
   const Vec h = gradients * w;
   double d_up = 0;
@@ -55,7 +56,7 @@ TEST_CASE("D_up + D_down = D_glob at random points, groupings and weights (brief
     for (Index i = 0; i < vectors.size(); ++i) vectors(i) = 10 * rng.normal();
     hsgd::LevelDecomposition<double> split(engine.topology(), 4);
     split.compute(engine, vectors);
-    const auto [d_up, d_down] = brief_divergences(engine, vectors);
+    const auto [d_up, d_down] = divergences_by_definition(engine, vectors);
     CHECK(std::abs(split.terms()[0] - d_down) <= 1e-12 * d_down);
     CHECK(std::abs(split.terms()[1] - d_up) <= 1e-12 * d_up);
     CHECK(std::abs(split.terms()[0] + split.terms()[1] - split.total()) <= 1e-12 * split.total());
@@ -228,6 +229,61 @@ TEST_CASE("Probes count aggregations, messages and scalars per level", "[probe]"
         1e-12 * row.gradient_norm_squared);
 }
 
+TEST_CASE("A probe run with an engine of another shape throws, naming what differs", "[hardening][probe]") {
+  hsgd::Engine made_for(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
+                        options(1, 4));
+  hsgd::MemoryRecorder memory;
+  auto probe = hsgd::make_probe(made_for, {.gradient_every = 2, .model_every = 1}, memory);
+
+  hsgd::Engine more_workers(hsgd::Topology::two_level(16, 4, 2, 4), noisy_quadratics(16, 2, 1),
+                            hsgd::UniformSampler(1), options(1, 4));
+  CHECK_THROWS_WITH(more_workers.run(probe),
+                    Contains("the probe was made for a run of 12 workers but this run has 16"));
+  hsgd::Engine wider(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 5, 1), hsgd::UniformSampler(1),
+                     options(1, 4));
+  CHECK_THROWS_WITH(wider.run(probe), Contains("dimension 2 but this run's models have dimension 5"));
+  hsgd::Engine flat(hsgd::Topology::local_sgd(12, 2), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
+                    options(1, 4));
+  CHECK_THROWS_WITH(flat.run(probe), Contains("the probe was made for a run of 2 levels but this run has 1"));
+  hsgd::Engine regrouped(hsgd::Topology::two_level(12, 4, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
+                         options(1, 4));
+  CHECK_THROWS_WITH(regrouped.run(probe), Contains("3 units at level 1 but this run has 4"));
+  CHECK(memory.rows.empty());  // nothing was measured on a run of the wrong shape
+
+  SECTION("a subsampling probe also checks the shards' sample counts") {
+    auto sampled = hsgd::make_probe(made_for, {.gradient_every = 1, .model_every = 0, .subsample = 4}, memory);
+    hsgd::Engine fewer(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 1, 8), hsgd::UniformSampler(1),
+                       options(1, 4));
+    CHECK_THROWS_WITH(fewer.run(sampled), Contains("worker 0's 32 samples but this run's worker 0 has 8"));
+  }
+
+  SECTION("the same shape runs, and is measured") {
+    hsgd::Engine twin(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 2), hsgd::UniformSampler(1),
+                      options(1, 4));
+    twin.run(probe);
+    CHECK(memory.rows.size() == 4);
+  }
+}
+
+TEST_CASE("LevelDecomposition checks the run, the noise and the indices it is given", "[hardening][probe]") {
+  hsgd::Engine engine(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
+                      options(1, 4));
+  hsgd::Engine other(hsgd::Topology::two_level(12, 4, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
+                     options(1, 4));
+  hsgd::LevelDecomposition<double> split(engine.topology(), 2);
+  const Mat vectors = Mat::Ones(2, 12);
+  CHECK_THROWS_WITH(split.compute(other, vectors), Contains("made for 3 units at level 1 but the run has 4"));
+  split.compute(engine, vectors);
+  CHECK(split.total() == 0);
+  const std::vector<double> short_noise(11, 0.0);
+  CHECK_THROWS_WITH(split.remove_noise(engine, short_noise), Contains("'noise' has 11 entries but the run has 12"));
+  CHECK_THROWS_WITH(split.mean(3, 0), Contains("'level' (3) must be in [1, 2]"));
+  CHECK_THROWS_WITH(split.mean(1, 3), Contains("'unit' (3) must be in [0, 3)"));
+  CHECK(split.mean(2, 0)(0) == 1.0);
+  CHECK_THROWS_WITH(hsgd::LevelDecomposition<double>(engine.topology(), 0),
+                    Contains("'dimension' (0) must be positive"));
+}
+
 TEST_CASE("CsvRecorder: runs with fewer levels share a file, their extra level cells empty", "[probe][csv]") {
   const std::string path = "probe_levels_test.csv";
   {
@@ -245,15 +301,7 @@ TEST_CASE("CsvRecorder: runs with fewer levels share a file, their extra level c
     auto third = hsgd::make_probe(three, {.gradient_every = 2, .model_every = 2}, csv);
     CHECK_THROWS_WITH(three.run(third), Catch::Matchers::Contains("a record with 3 levels does not fit the CSV's 2"));
   }
-  std::ifstream file(path);
-  std::vector<std::vector<std::string>> rows;
-  for (std::string line; std::getline(file, line);) {
-    std::vector<std::string> cells;
-    std::stringstream fields(line);
-    for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
-    if (line.back() == ',') cells.emplace_back();
-    rows.push_back(cells);
-  }
+  const auto rows = read_csv_cells(path, /*keep_trailing_empty=*/true);
   REQUIRE(rows.size() == 3);  // header, the local run's row, the two-level run's row
   for (const auto& row : rows) CHECK(row.size() == rows[0].size());
   CHECK(rows[0][rows[0].size() - 3] == "messages_level_2");

@@ -67,12 +67,7 @@ std::string idx_labels(const std::vector<int>& labels) {
 /// What read_* throws for the file, or "" if it reads.
 template <class Read>
 std::string error_of(Read&& read) {
-  try {
-    read();
-  } catch (const hsgd::DataFileError& error) {
-    return error.what();
-  }
-  return "";
+  return message_of<hsgd::DataFileError>(std::forward<Read>(read));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "support.hpp"
 
 using namespace test;
+using Catch::Matchers::Contains;
 
 TEST_CASE("Rng: a seed fixes the sequence; streams differ by kind and by id", "[rng]") {
   hsgd::Rng a(42), b(42), c(43);
@@ -137,4 +138,16 @@ TEST_CASE("FullBatchSampler returns every sample and draws nothing", "[sampler]"
   const auto batch = sampler.next(rng);
   CHECK(std::vector<Index>(batch.begin(), batch.end()) == std::vector<Index>{0, 1, 2, 3, 4, 5});
   CHECK(rng == before);
+}
+
+TEST_CASE("Samplers used before bind throw instead of reading nothing", "[hardening][memory]") {
+  hsgd::Rng rng = hsgd::make_stream(1, hsgd::StreamKind::user, 0);
+  hsgd::UniformSampler uniform(4);
+  CHECK_THROWS_WITH(uniform.next(rng), Contains("call bind(sample_count) before next()"));
+  hsgd::ShuffledSampler shuffled(4);
+  CHECK_THROWS_WITH(shuffled.next(rng), Contains("call bind(sample_count) before next()"));
+  const hsgd::FullBatchSampler full;
+  CHECK_THROWS_WITH(full.next(rng), Contains("call bind(sample_count) before next()"));
+  uniform.bind(10);
+  CHECK(uniform.next(rng).size() == 4);
 }

@@ -16,6 +16,7 @@
 #include "support.hpp"
 
 using namespace test;
+using Catch::Matchers::Contains;
 using Catch::Matchers::Message;
 
 namespace {
@@ -34,7 +35,7 @@ std::vector<std::vector<Index>> blocks(const std::vector<Index>& sizes) {
   return units;
 }
 
-/// The schedule as the brief states it, written independently of hsgd::Schedule: steps 1..W of a
+/// The schedule as the paper defines it, written independently of hsgd::Schedule: steps 1..W of a
 /// warm-up aggregate at the top level (average_every_step) or not at all (no_averaging); step
 /// t > W aggregates at the highest level l with (t - W) mod P_l == 0, or at none.
 Index reference_level(const std::vector<Index>& periods, Index t, Index warmup = 0,
@@ -234,6 +235,14 @@ TEST_CASE("Schedule::level_after with a warm-up: every step or never, then perio
   }
   REQUIRE_THROWS_MATCHES(hsgd::Schedule(two, -1), hsgd::InvalidArgument,
                          Message("'warmup_steps' (-1) must be non-negative"));
+}
+
+TEST_CASE("The schedule is 1-indexed and checks its step and mode", "[hardening][memory]") {
+  const hsgd::Schedule schedule(hsgd::Topology::two_level(4, 2, 2, 4));
+  CHECK_THROWS_WITH(schedule.level_after(0), Contains("'step' (0) must be at least 1"));
+  CHECK(schedule.level_after(4) == 2);
+  CHECK_THROWS_WITH(hsgd::Schedule(hsgd::Topology::local_sgd(4, 2), 0, static_cast<hsgd::WarmupMode>(9)),
+                    Contains("'warmup_mode' (9) must be"));
 }
 
 TEST_CASE("Engine: two levels with unequal groups give exact group and global means at the right steps",

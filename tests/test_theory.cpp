@@ -1,6 +1,7 @@
 // Theory: the random-grouping identities by exact enumeration, the pure-noise closed form in
 // three levels with unequal units and data-size weights, the bound's shape and its sandwich, the
-// sandwich check on runs, and the estimates of sigma^2 and L.
+// sandwich check on runs, the estimates of sigma^2 and L, and the input all of these refuse (wrong
+// sizes, non-finite values, products that overflow).
 
 #include <algorithm>
 #include <cmath>
@@ -129,8 +130,9 @@ TEST_CASE("Noise spread factors: (N_{l-1} - N_l)/n with uniform weights; they su
   CHECK_THROWS_WITH(hsgd::noise_spread_factors(topology, Vec::Ones(6)), Contains("'slot_weights' has 6 entries"));
 }
 
-TEST_CASE("Pure noise closed form: the brief's numbers", "[theory][noise]") {
-  // n = 12, N = 3, gamma = 0.1, sigma = 1, d = 1, I = 4, G = 16: 0.01125 and 0.01250 (brief 3.1).
+TEST_CASE("Pure noise closed form: the Monte Carlo reference numbers", "[theory][noise]") {
+  // n = 12, N = 3, gamma = 0.1, sigma = 1, d = 1, I = 4, G = 16 (the setting of the probes' Monte Carlo
+  // check in test_probes.cpp): 0.01125 and 0.01250.
   const auto spreads = hsgd::pure_noise_spreads(hsgd::Topology::two_level(12, 3, 4, 16), 0.1, 1.0, 1);
   CHECK(spreads[0] == Approx(0.01125).epsilon(1e-12));
   CHECK(spreads[1] == Approx(0.01250).epsilon(1e-12));
@@ -242,6 +244,53 @@ TEST_CASE("Bound: bad input is named", "[theory][bound][validation]") {
   CHECK_THROWS_WITH(hsgd::hsgd_bound(topology, 0.1, 10, problem, two, {.drift = -1}), Contains("'drift' (-1)"));
   const double negative[] = {0.1, -0.2};
   CHECK_THROWS_WITH(hsgd::hsgd_bound(topology, 0.1, 10, problem, negative), Contains("'divergence_bounds'[1] (-0.2)"));
+}
+
+TEST_CASE("Theory helpers check the sizes and values of what they are given", "[hardening][data]") {
+  const hsgd::Topology topology = hsgd::Topology::two_level(6, 2, 2, 4);
+  Vec weights = Vec::Constant(6, 1.0 / 6);
+  REQUIRE(hsgd::noise_spread_factors(topology, weights).size() == 2);
+  weights(2) = nan_value;
+  REQUIRE_INVALID(hsgd::noise_spread_factors(topology, weights), "'slot_weights'[2] (nan) must be finite");
+  weights(2) = -0.5;
+  REQUIRE_INVALID(hsgd::noise_spread_factors(topology, weights), "'slot_weights'[2] (-0.5)");
+  REQUIRE_INVALID(hsgd::pure_noise_spreads(topology, inf_value, 1.0, 1), "'learning_rate' (inf) must be finite");
+  REQUIRE_INVALID(hsgd::pure_noise_spreads(topology, 0.1, inf_value, 1), "'noise_variance' (inf) must be finite");
+
+  const hsgd::ProblemConstants problem{};
+  REQUIRE_INVALID(hsgd::local_sgd_bound(4, 2, 0.1, 10, problem, nan_value), "'global_divergence_bound' (nan)");
+  REQUIRE_INVALID(hsgd::random_grouping_bound(topology, 0.1, 10, problem, -1.0), "'global_divergence_bound' (-1)");
+  REQUIRE_INVALID(hsgd::two_level_bound(6, 2, 4, 4, 0.1, 10, problem, nan_value, 1.0),
+                  "'downward_divergence_bound' (nan)");
+  REQUIRE_INVALID(hsgd::two_level_bound(6, 2, 4, 4, 0.1, 10, problem, 1.0, inf_value),
+                  "'upward_divergence_bound' (inf)");
+
+  const std::vector<double> one{1.0, 2.0};
+  const std::vector<double> bad{1.0, nan_value};
+  REQUIRE_INVALID(hsgd::check_sandwich(one, bad, one), "'middle'[1] (nan) must be finite");
+  REQUIRE_INVALID(hsgd::sample_mean(bad), "'values'[1] (nan) must be finite");
+
+  // estimate_smoothness evaluates every shard at x: a wrong size would be read out of bounds.
+  const std::vector<hsgd::Quadratic<double>> shards{hsgd::Quadratic<double>(Vec::Ones(3), Vec::Zero(3))};
+  hsgd::Rng rng(3);
+  REQUIRE_INVALID(hsgd::estimate_smoothness(shards, Vec::Zero(2), 0.1, 4, rng),
+                  "'x' has 2 coordinates but shard 0 has dimension 3");
+  CHECK(hsgd::estimate_smoothness(shards, Vec::Zero(3), 0.1, 4, rng) == Approx(1.0).epsilon(1e-12));
+}
+
+TEST_CASE("Bounds and closed forms: products that overflow are named, zero factors stay zero", "[hardening][data]") {
+  const hsgd::Topology topology = hsgd::Topology::two_level(6, 2, 2, 4);
+  // gamma^2 overflows, but with sigma^2 = 0 the spread is exactly 0 (was inf * 0 = NaN).
+  for (const double spread : hsgd::pure_noise_spreads(topology, 1e200, 0.0, 3)) CHECK(spread == 0.0);
+  REQUIRE_INVALID(hsgd::pure_noise_spreads(topology, 1e200, 1.0, 3), "the level-1 spread overflows");
+
+  const hsgd::ProblemConstants no_noise{.initial_gap = 0.0, .smoothness = 1e200, .noise_variance = 0.0};
+  const std::vector<double> zero{0.0, 0.0};
+  const hsgd::BoundTerms terms = hsgd::hsgd_bound(topology, 1e200, 10, no_noise, zero);
+  CHECK(terms.total() == 0.0);
+  CHECK_FALSE(terms.step_condition_holds);
+  const hsgd::ProblemConstants noisy{.initial_gap = 1.0, .smoothness = 1e200, .noise_variance = 1.0};
+  REQUIRE_INVALID(hsgd::hsgd_bound(topology, 1e200, 10, noisy, zero), "the bound overflows");
 }
 
 TEST_CASE("check_sandwich judges each gap by its paired per-seed differences", "[theory][sandwich]") {

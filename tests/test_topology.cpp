@@ -1,4 +1,5 @@
-// Topology validation (every check with its message) and accessors.
+// Topology validation (every check with its message, group sizes whose sum overflows too),
+// accessors, and moved-from and self-moved topologies.
 
 #include <numeric>
 
@@ -273,4 +274,35 @@ TEST_CASE("Topology and engine accessors reject levels, units and slots out of r
   const hsgd::Engine engine(topology, shards, hsgd::FullBatchSampler(), options);
   REQUIRE_THROWS_MATCHES(engine.units(3), hsgd::InvalidArgument, Catch::Matchers::Message("'level' (3) must be in [1, 2]"));
   REQUIRE_THROWS_MATCHES(engine.unit_of(0, 0), hsgd::InvalidArgument, Catch::Matchers::Message("'level' (0) must be in [1, 2]"));
+}
+
+TEST_CASE("A moved-from Topology is empty and the Engine refuses it", "[hardening][moved]") {
+  auto topology = hsgd::Topology::two_level(8, 2, 2, 4);
+  const hsgd::Topology taken = std::move(topology);
+  CHECK(taken.levels() == 2);
+  CHECK(topology.levels() == 0);  // NOLINT(bugprone-use-after-move): the state under test
+  CHECK(topology.workers() == 0);
+  CHECK_THROWS_WITH(hsgd::Engine(topology, quadratics(8), hsgd::UniformSampler(2), options_with()),
+                    Contains("'topology' has 0 workers and 0 levels: it is empty (was it moved from?)"));
+}
+
+TEST_CASE("Topology survives being moved onto itself", "[hardening][moved]") {
+  auto topology = hsgd::Topology::two_level(std::vector<Index>{3, 5}, 2, 6);
+  auto& same = topology;
+  topology = std::move(same);
+  CHECK(topology.workers() == 8);
+  CHECK(topology.levels() == 2);
+  CHECK(topology.unit_size(1, 1) == 5);
+}
+
+TEST_CASE("Group sizes whose sum overflows are refused before they overflow", "[hardening][overflow]") {
+  CHECK_THROWS_WITH(hsgd::Topology::two_level(std::vector<Index>{max_index, 1}, 2, 4),
+                    Contains("'group_sizes' add up to more than"));
+  using Level = hsgd::Topology::Level;
+  CHECK_THROWS_WITH(hsgd::Topology(4, {Level{2, {2, max_index}}, Level{4, {4}}}),
+                    Contains("the units of level 1 hold more than 9223372036854775807 workers in all, not 'workers' (4)"));
+  CHECK_THROWS_WITH(hsgd::Topology(4, {Level{2, {max_index, max_index}}, Level{4, {4}}}),
+                    Contains("hold more than 9223372036854775807 workers in all"));
+  CHECK_THROWS_WITH(hsgd::Topology(4, {Level{2, {2, 3}}, Level{4, {4}}}),
+                    Contains("the units of level 1 hold 5 workers in all, not 'workers' (4)"));
 }

@@ -1,6 +1,7 @@
 // Bad input: every check throws hsgd::InvalidArgument whose message names the parameter, its value
-// and the constraint. Non-finite models stop a run with a NumericalError that says exactly where
-// (step, worker, level) the model stopped being finite.
+// and the constraint, whether it is an option, a vector or index given to the Engine, a plug-in's
+// parameter or an objective's data. Non-finite models stop a run with a NumericalError that says
+// exactly where (step, worker, level) the model stopped being finite.
 
 #include <cmath>
 #include <limits>
@@ -9,29 +10,26 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
-#include <hsgd/hsgd.hpp>
+#include "support.hpp"
 
+// The names taken from support.hpp (not all of namespace test: quadratics() here is this file's own).
 using Catch::Matchers::Contains;
 using Catch::Matchers::Message;
 using hsgd::Index;
+using test::inf_value;
+using test::Mat;
+using test::max_double;
+using test::max_index;
+using test::nan_value;
+using test::options_with;
+using test::quadratic_engine;
+using test::Vec;
 
 namespace {
 
-using Vec = hsgd::Vector<double>;
-using Mat = hsgd::Matrix<double>;
-
-constexpr double nan_value = std::numeric_limits<double>::quiet_NaN();
-constexpr double inf_value = std::numeric_limits<double>::infinity();
-
-hsgd::Options quiet_options(Index steps = 10) {
-  hsgd::Options options;
-  options.steps = steps;
-  options.learning_rate = 0.1;
-  options.seed = 3;
-  options.threads = 1;
-  return options;
-}
+hsgd::Options quiet_options(Index steps = 10) { return test::options(3, steps, 0.1); }
 
 /// `workers` stochastic quadratics of dimension `dimension` with `samples` sample centres each.
 std::vector<hsgd::Quadratic<double>> quadratics(Index workers, Index dimension, Index samples = 4) {
@@ -103,6 +101,26 @@ struct LevelRecorder {
   }
 };
 
+/// An objective that claims a huge dimension but never touches its model: enough to reach the
+/// Engine's size arithmetic without allocating anything.
+struct HugeObjective {
+  using Scalar = double;
+  Index claimed_dimension = max_index / 4;
+  [[nodiscard]] Index dimension() const { return claimed_dimension; }
+  [[nodiscard]] Index sample_count() const { return 1; }
+  [[nodiscard]] double value(hsgd::ConstVectorRef<double>) const { return 0; }
+  void gradient(hsgd::ConstVectorRef<double>, hsgd::VectorRef<double> g) const { g.setZero(); }
+  void batch_gradient(hsgd::ConstVectorRef<double>, std::span<const Index>, hsgd::VectorRef<double> g) const {
+    g.setZero();
+  }
+};
+
+/// Halves the rate every step: in float it underflows to 0 long before it does in double.
+struct Halving {
+  [[nodiscard]] double rate(double base, Index step) const { return base * std::ldexp(1.0, -static_cast<int>(step)); }
+  void validate() const {}
+};
+
 }  // namespace
 
 // ---- Options ----------------------------------------------------------------------------------
@@ -150,6 +168,16 @@ TEST_CASE("The engine validates its options before anything else", "[validation]
                        hsgd::InvalidArgument, Message("'warmup_steps' (-2) must be non-negative"));
 }
 
+TEST_CASE("Options::validate refuses out-of-range enum values", "[hardening][numbers]") {
+  hsgd::Options options;
+  options.weighting = static_cast<hsgd::Weighting>(7);
+  CHECK_THROWS_WITH(options.validate(), Contains("'weighting' (7) must be Weighting::uniform or Weighting::data_size"));
+  options.weighting = hsgd::Weighting::data_size;
+  options.warmup_mode = static_cast<hsgd::WarmupMode>(-1);
+  CHECK_THROWS_WITH(options.validate(), Contains("'warmup_mode' (-1) must be"));
+}
+
+
 // ---- Engine: shards and models ----------------------------------------------------------------
 
 TEST_CASE("Engine: the number of shards must equal the number of workers", "[validation][engine]") {
@@ -187,6 +215,53 @@ TEST_CASE("Engine::set_model rejects a model whose dimension is not the objectiv
   CHECK(engine.models().isOnes(0));
 }
 
+TEST_CASE("Engine entry points check the size of every vector they take", "[hardening][memory]") {
+  auto engine = quadratic_engine();
+  const Vec wrong = Vec::Zero(5);
+  Vec right = Vec::Zero(3);
+  Vec scratch = Vec::Zero(3);
+  Vec small = Vec::Zero(2);
+  CHECK_THROWS_WITH(engine.loss(wrong), Contains("'x' has 5 coordinates but the model has 3"));
+  CHECK_THROWS_WITH(engine.gradient(wrong), Contains("'x' has 5 coordinates but the model has 3"));
+  CHECK_THROWS_WITH(engine.gradient(wrong, right, scratch), Contains("'x' has 5 coordinates"));
+  CHECK_THROWS_WITH(engine.gradient(right, small, scratch), Contains("'out' has 2 coordinates"));
+  CHECK_THROWS_WITH(engine.gradient(right, scratch, small), Contains("'scratch' has 2 coordinates"));
+  CHECK_THROWS_WITH(engine.global_average(small), Contains("'out' has 2 coordinates"));
+  CHECK_THROWS_WITH(engine.set_model(wrong), Contains("'x0' has 5 coordinates"));
+  CHECK_THROWS_WITH(engine.set_model(1, wrong), Contains("'x' has 5 coordinates"));
+  CHECK_NOTHROW(engine.global_average(right));
+}
+
+TEST_CASE("Engine entry points check every index they take", "[hardening][memory]") {
+  auto engine = quadratic_engine();
+  CHECK_THROWS_WITH(engine.model(8), Contains("'worker' (8) must be in [0, 8)"));
+  CHECK_THROWS_WITH(engine.model(-1), Contains("'worker' (-1) must be in [0, 8)"));
+  CHECK_THROWS_WITH(engine.worker(9), Contains("'worker' (9)"));
+  CHECK_THROWS_WITH(engine.participates(8), Contains("'worker' (8)"));
+  CHECK_THROWS_WITH(engine.unit_of(0, 3), Contains("'level' (3) must be in [1, 2]"));
+  CHECK_THROWS_WITH(engine.unit_of(12, 1), Contains("'worker' (12)"));
+  CHECK_THROWS_WITH(engine.server(0, 0), Contains("'level' (0) must be in [1, 2]"));
+  CHECK_THROWS_WITH(engine.server(3, 0), Contains("'level' (3) must be in [1, 2]"));
+  CHECK_THROWS_WITH(engine.server(1, 2), Contains("'unit' (2) must be in [0, 2)"));
+  CHECK_THROWS_WITH(engine.units(0), Contains("'level' (0)"));
+  CHECK(engine.server(2, 0).members().size() == 8);
+}
+
+TEST_CASE("set_model refuses non-finite values, naming the coordinate", "[hardening][numbers]") {
+  auto engine = quadratic_engine();
+  CHECK_THROWS_WITH(engine.set_model(Vec{{0.0, nan_value, 1.0}}), Contains("'x0' must be finite, but coordinate 1 is nan"));
+  CHECK_THROWS_WITH(engine.set_model(2, Vec{{0.0, 1.0, -inf_value}}), Contains("'x' must be finite, but coordinate 2 is -inf"));
+  CHECK(engine.models().allFinite());
+}
+
+TEST_CASE("A model matrix larger than memory can address is refused", "[hardening][overflow]") {
+  std::vector<HugeObjective> shards(8);
+  CHECK_THROWS_WITH(hsgd::Engine(hsgd::Topology::local_sgd(8, 2), std::move(shards), hsgd::UniformSampler(1),
+                                 options_with()),
+                    Contains("more than memory can address"));
+}
+
+
 // ---- policies -----------------------------------------------------------------------------------
 
 TEST_CASE("Momentum: the momentum must be at least 0 and below 1", "[validation][policy]") {
@@ -205,6 +280,13 @@ TEST_CASE("Momentum: the momentum must be at least 0 and below 1", "[validation]
                                     quiet_options(), hsgd::Momentum{.momentum = 1.0}),
                        hsgd::InvalidArgument, Message("'momentum' (1) must be in [0, 1)"));
 }
+
+TEST_CASE("Momentum refuses an out-of-range state rule", "[hardening][numbers]") {
+  hsgd::Momentum momentum;
+  momentum.at_aggregation = static_cast<hsgd::StateAtAggregation>(5);
+  CHECK_THROWS_WITH(momentum.validate(), Contains("'at_aggregation' (5) must be"));
+}
+
 
 TEST_CASE("StepDecay: factor above 0 and at most 1, every positive", "[validation][policy]") {
   CHECK_THROWS_MATCHES((hsgd::StepDecay{.factor = 0.0, .every = 10}.validate()), hsgd::InvalidArgument,
@@ -264,6 +346,27 @@ TEST_CASE("ShuffledSampler: a batch larger than a shard is rejected when the eng
   CHECK_NOTHROW(hsgd::Engine(hsgd::Topology::local_sgd(2, 1), shards, hsgd::UniformSampler(6), quiet_options()));
 }
 
+// ---- servers ----------------------------------------------------------------------------------
+
+TEST_CASE("A Server checks its members and the matrices it averages", "[hardening][memory]") {
+  CHECK_THROWS_WITH(hsgd::Server<double>(1, 0, 0), Contains("'dimension' (0) must be positive"));
+  hsgd::Server<double> server(1, 0, 2);
+  const std::vector<double> weights{1.0, 1.0, 1.0};
+  const std::vector<Index> strangers{0, 3};
+  CHECK_THROWS_WITH(server.set_members(strangers, weights), Contains("worker 3 must be in [0, 3)"));
+  Mat models = Mat::Ones(2, 3);
+  CHECK_THROWS_WITH(server.aggregate(models), Contains("'models' is 2 x 3 but the server needs 2 x 0"));
+  const std::vector<Index> members{0, 2};
+  server.set_members(members, weights);
+  Mat narrow = Mat::Ones(2, 2);
+  CHECK_THROWS_WITH(server.aggregate(narrow), Contains("'models' is 2 x 2 but the server needs 2 x 3"));
+  CHECK_THROWS_WITH(server.draw_participants(1.5), Contains("'fraction' (1.5) must be in (0, 1]"));
+  models(0, 0) = 3.0;
+  server.aggregate(models);
+  CHECK(models(0, 2) == 2.0);
+}
+
+
 // ---- learning-rate schedule at run time ---------------------------------------------------------
 
 TEST_CASE("A schedule that returns a non-finite or non-positive rate stops the run, naming the step",
@@ -292,6 +395,28 @@ TEST_CASE("A schedule that returns a non-finite or non-positive rate stops the r
   CHECK_THROWS_WITH(engine.run(), Contains("step 1") && Contains("(0)"));
   CHECK(engine.models().isZero(0));
 }
+
+TEST_CASE("A float engine checks the learning rate after converting it to float", "[hardening][numbers]") {
+  const auto float_shards = [] {
+    std::vector<hsgd::Quadratic<float>> shards;
+    for (int j = 0; j < 4; ++j)
+      shards.push_back(hsgd::Quadratic<float>::from_samples(hsgd::Vector<float>::Ones(2), hsgd::Matrix<float>::Zero(2, 3)));
+    return shards;
+  };
+  for (const double rate : {1e-50, 1e39}) {
+    auto options = options_with();
+    options.learning_rate = rate;
+    CHECK_NOTHROW(options.validate());  // fine as a double
+    CHECK_THROWS_WITH(hsgd::Engine(hsgd::Topology::local_sgd(4, 2), float_shards(), hsgd::UniformSampler(1), options),
+                      Contains("'learning_rate' (" + fmt::format("{}", rate) + ") must be finite and positive in the model's scalar type"));
+  }
+  // A schedule that decays below float's range is caught at the step where it rounds to 0.
+  auto options = options_with(400);
+  hsgd::Engine engine(hsgd::Topology::local_sgd(4, 2), float_shards(), hsgd::UniformSampler(1), options, Halving{});
+  CHECK_THROWS_WITH(engine.run(), Contains("the learning rate at step 147"));
+  CHECK(engine.step_count() == 146);
+}
+
 
 // ---- objectives and data ------------------------------------------------------------------------
 
@@ -350,6 +475,38 @@ TEST_CASE("Quadratic: shapes must agree", "[validation][objective]") {
   CHECK_THROWS_MATCHES(hsgd::Quadratic<double>::isotropic_noisy(1.0, Vec::Zero(2), 3, -0.5, rng), hsgd::InvalidArgument,
                        Message("'sigma' (-0.5) must be non-negative"));
 }
+
+TEST_CASE("Logistic and quadratic objectives refuse non-finite data, naming the sample or worker",
+          "[hardening][data]") {
+  Mat features = Mat::Ones(2, 3);
+  const Vec labels = Vec::Ones(3);
+  features(0, 2) = inf_value;
+  REQUIRE_INVALID(hsgd::NonconvexLogistic<double>(features, labels), "'features' sample 2 is not finite: coordinate 0");
+  hsgd::Matrix<float> float_features = hsgd::Matrix<float>::Ones(2, 3);
+  float_features(1, 1) = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE_INVALID(hsgd::NonconvexLogistic<float>(float_features, hsgd::Vector<float>::Ones(3)),
+                  "'features' sample 1 is not finite: coordinate 1 is nan");
+
+  Mat centres = Mat::Zero(2, 4);
+  centres(1, 3) = nan_value;
+  REQUIRE_INVALID(hsgd::Quadratic<double>::from_samples(Vec::Ones(2), centres),
+                  "the centres must be finite: sample 3 has nan at coordinate 1");
+  Mat curvatures = Mat::Ones(2, 3);
+  Mat worker_centres = Mat::Zero(2, 3);
+  worker_centres(0, 2) = inf_value;
+  REQUIRE_INVALID(hsgd::heterogeneous_quadratics(curvatures, worker_centres), "worker 2: 'centres'(0, 2) is inf");
+  worker_centres(0, 2) = 0;
+  curvatures(1, 1) = nan_value;
+  REQUIRE_INVALID(hsgd::heterogeneous_quadratics(curvatures, worker_centres), "worker 1: 'curvatures'(1, 1) is nan");
+  hsgd::Rng rng(4);
+  REQUIRE_INVALID(hsgd::Quadratic<double>::isotropic_noisy(nan_value, Vec::Zero(2), 3, 1.0, rng),
+                  "'curvature' (nan) must be finite");
+  REQUIRE_INVALID(hsgd::Quadratic<double>::isotropic_noisy(1.0, Vec::Zero(2), 3, inf_value, rng),
+                  "'sigma' (inf) must be finite");
+  REQUIRE_INVALID(hsgd::Quadratic<double>::isotropic_noisy(1.0, Vec::Constant(2, max_double), 3, 1e308, rng),
+                  "the centres must be finite");
+}
+
 
 TEST_CASE("B1Data::validate checks every field", "[validation][data]") {
   const auto with = [](auto change) {

@@ -28,6 +28,8 @@
 namespace {
 
 using hsgd::Index;
+using test::state_bytes;
+using test::step_to;
 
 constexpr Index total_steps = 40;
 constexpr Index stop_step = 19;  // inside a local period, after a global round that re-drew the groups
@@ -54,23 +56,6 @@ template <class... Backend>
 auto make_engine(Backend&&... backend) {
   return hsgd::Engine(topology, make_shard, hsgd::ShuffledSampler(3), run_options(), grouping, momentum,
                       std::forward<Backend>(backend)...);
-}
-
-std::vector<char> record_bytes(const hsgd::MemoryRecorder& recorder) {
-  hsgd::CheckpointWriter out;
-  out.begin_section(recorder.checkpoint_name());
-  recorder.save_state(out);
-  out.end_section();
-  return out.finish();
-}
-
-template <class Engine, class Probe>
-void step_to(Engine& engine, Probe& probe, Index until) {
-  while (engine.step_count() < until) {
-    const Index level = engine.step();
-    if (level > 0) probe.after_aggregation(engine, level);
-    probe.after_step(engine);
-  }
 }
 
 /// The save half: run to the stop and save engine, probe and records.
@@ -140,7 +125,7 @@ int resume(Engine engine, const std::string& path, const std::string& where) {
       ++failures;
     }
   }
-  if (record_bytes(records) != record_bytes(reference_records)) {
+  if (state_bytes(records) != state_bytes(reference_records)) {
     fmt::print(stderr, "{}: the probe records differ from the uninterrupted run\n", where);
     ++failures;
   }

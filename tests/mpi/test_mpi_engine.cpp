@@ -22,29 +22,13 @@
 namespace {
 
 using hsgd::Index;
+using test::same_bits;
+using test::state_bytes;  // a recorder's rows as bytes: equal exactly when every record is the same bits
 
 int rank_here() {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   return rank;
-}
-
-template <class Derived>
-bool same_bits(const Eigen::MatrixBase<Derived>& a, const Eigen::MatrixBase<Derived>& b) {
-  using Scalar = typename Derived::Scalar;
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         (a.size() == 0 ||
-          std::memcmp(a.derived().data(), b.derived().data(), static_cast<std::size_t>(a.size()) * sizeof(Scalar)) == 0);
-}
-
-/// A recorder's rows as bytes (its checkpoint state): equal exactly when every field of every
-/// record is the same bits.
-std::vector<char> record_bytes(const hsgd::MemoryRecorder& recorder) {
-  hsgd::CheckpointWriter out;
-  out.begin_section(recorder.checkpoint_name());
-  recorder.save_state(out);
-  out.end_section();
-  return out.finish();
 }
 
 /// What a level's round sends in all, summed over the ranks, when every member takes part: for a
@@ -114,7 +98,7 @@ int compare(const Check& check, const MakeShard& make_shard, const Sampler& samp
     if (distributed.hosts(j) && distributed.states().cols() > 0 &&
         !same_bits(distributed.states().col(j).eval(), reference.states().col(j).eval()))
       fail(fmt::format("worker {}'s optimizer state differs", j));
-  if (records.rows.size() != reference_records.rows.size() || record_bytes(records) != record_bytes(reference_records))
+  if (records.rows.size() != reference_records.rows.size() || state_bytes(records) != state_bytes(reference_records))
     fail(fmt::format("probe records differ ({} rows, {} in process)", records.rows.size(), reference_records.rows.size()));
   if (std::none_of(records.rows.begin(), records.rows.end(), [](const auto& row) { return hsgd::is_measured(row.test_loss); }))
     fail("no record holds a held-out test loss");

@@ -1,6 +1,6 @@
-// Hardening of the CSV recorder and the divergence probe (issue 10): no row lost or corrupted
-// silently, measured NaN told apart from "not measured", rejected recorders that leave no trace,
-// and probes that refuse a run of another shape.
+// The CSV recorder: no row lost or corrupted silently (a full disk, a signal or a failed write
+// mid-row, very long rows), RFC 4180 quoting of tags, measured NaN told apart from "not
+// measured", rejected recorders that leave no trace, and moves.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -13,8 +13,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <span>
 #include <string>
@@ -31,15 +29,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
-
-void write_all(const std::string& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file << text;
-}
+/// The file's bytes (support.hpp's read_bytes, by the name the checks below use).
+std::string read_all(const std::string& path) { return read_bytes(path); }
 
 /// Splits CSV text into records of fields, honouring RFC 4180 quotes (a quoted field may hold
 /// commas, doubled quotes and line breaks). Independent of the recorder's own quoting code.
@@ -152,7 +143,7 @@ TEST_CASE("CsvRecorder: a write to a full disk throws, naming the path", "[harde
 
 TEST_CASE("CsvRecorder: tag names and values with commas, quotes and line breaks are quoted as RFC 4180 says",
           "[hardening][csv]") {
-  const std::string path = "hardening_quoting.csv";
+  const std::string path = "csv_recorder_quoting.csv";
   const std::vector<std::string> names = {"name, with comma", "plain", "say \"what\""};
   const std::vector<std::vector<std::string>> values = {{"a,b", "say \"hi\"", "x"}, {"line\nbreak", "cr\rhere", ""}};
   {
@@ -208,7 +199,7 @@ TEST_CASE("A measured NaN is told apart from a value not measured, in records an
   }
 
   SECTION("the CSV writes nan for a measured NaN and an empty cell when not measured") {
-    const std::string path = "hardening_nan.csv";
+    const std::string path = "csv_recorder_nan.csv";
     {
       hsgd::CsvRecorder csv(path, {});
       auto row = one_level_record();
@@ -254,9 +245,9 @@ TEST_CASE("A measured NaN is told apart from a value not measured, in records an
 }
 
 TEST_CASE("A rejected CsvRecorder leaves an existing file as it was and leaks no descriptor", "[hardening][csv]") {
-  const std::string path = "hardening_rejected.csv";
+  const std::string path = "csv_recorder_rejected.csv";
   const std::string content = "an existing file\nwith two lines\n";
-  write_all(path, content);
+  write_bytes(path, content);
 #ifdef __linux__
   const long before = open_descriptors();
 #endif
@@ -278,7 +269,7 @@ TEST_CASE("A rejected CsvRecorder leaves an existing file as it was and leaks no
 }
 
 TEST_CASE("CsvRecorder writes a very long row whole: 10 000 tag columns and a 1 MB tag", "[hardening][csv]") {
-  const std::string path = "hardening_long.csv";
+  const std::string path = "csv_recorder_long.csv";
   std::vector<std::string> names;
   std::vector<std::string> values;
   for (int k = 0; k < 10000; ++k) {
@@ -315,7 +306,7 @@ TEST_CASE("CsvRecorder: a run stopped by a signal while writing long rows leaves
   // and a signal between two of them left a torn last line; one write(2) per row, which Linux
   // completes before it delivers the signal, leaves whole rows only. (SIGKILL is harsher: Linux
   // abandons a write between two pages for it, so no user-space writer can promise whole rows.)
-  const std::string path = "hardening_killed.csv";
+  const std::string path = "csv_recorder_killed.csv";
   const std::string tag(1 << 18, 'k');
   std::remove(path.c_str());  // the size the parent watches must be the child's
   const pid_t child = ::fork();
@@ -362,7 +353,7 @@ TEST_CASE("CsvRecorder: a write that fails halfway through a row is cut back to 
           "[hardening][csv]") {
   // A file size limit lets the kernel take half of the second row and refuse the rest (EFBIG), as
   // a disk that fills mid-row would. The limit applies to the whole process, so a child sets it.
-  const std::string path = "hardening_cut_back.csv";
+  const std::string path = "csv_recorder_cut_back.csv";
   const std::string tag(1000, 't');
   const std::string header = "tag," + base_header + "\n";
   const std::string row = tag + "," + base_row + "\n";
@@ -404,8 +395,8 @@ TEST_CASE("CsvRecorder: a write that fails halfway through a row is cut back to 
 }
 
 TEST_CASE("CsvRecorder is safely movable, into itself too", "[hardening][csv]") {
-  const std::string path = "hardening_moved.csv";
-  const std::string other_path = "hardening_moved_other.csv";
+  const std::string path = "csv_recorder_moved.csv";
+  const std::string other_path = "csv_recorder_moved_other.csv";
   const auto move_assign = [](hsgd::CsvRecorder& to, hsgd::CsvRecorder& from) { to = std::move(from); };
   {
     hsgd::CsvRecorder first(path, {"run"});
@@ -431,59 +422,4 @@ TEST_CASE("CsvRecorder is safely movable, into itself too", "[hardening][csv]") 
   CHECK(read_all(other_path).empty());  // truncated at opening, never written
   std::remove(path.c_str());
   std::remove(other_path.c_str());
-}
-
-TEST_CASE("A probe run with an engine of another shape throws, naming what differs", "[hardening][probe]") {
-  hsgd::Engine made_for(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
-                        options(1, 4));
-  hsgd::MemoryRecorder memory;
-  auto probe = hsgd::make_probe(made_for, {.gradient_every = 2, .model_every = 1}, memory);
-
-  hsgd::Engine more_workers(hsgd::Topology::two_level(16, 4, 2, 4), noisy_quadratics(16, 2, 1),
-                            hsgd::UniformSampler(1), options(1, 4));
-  CHECK_THROWS_WITH(more_workers.run(probe),
-                    Contains("the probe was made for a run of 12 workers but this run has 16"));
-  hsgd::Engine wider(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 5, 1), hsgd::UniformSampler(1),
-                     options(1, 4));
-  CHECK_THROWS_WITH(wider.run(probe), Contains("dimension 2 but this run's models have dimension 5"));
-  hsgd::Engine flat(hsgd::Topology::local_sgd(12, 2), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
-                    options(1, 4));
-  CHECK_THROWS_WITH(flat.run(probe), Contains("the probe was made for a run of 2 levels but this run has 1"));
-  hsgd::Engine regrouped(hsgd::Topology::two_level(12, 4, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
-                         options(1, 4));
-  CHECK_THROWS_WITH(regrouped.run(probe), Contains("3 units at level 1 but this run has 4"));
-  CHECK(memory.rows.empty());  // nothing was measured on a run of the wrong shape
-
-  SECTION("a subsampling probe also checks the shards' sample counts") {
-    auto sampled = hsgd::make_probe(made_for, {.gradient_every = 1, .model_every = 0, .subsample = 4}, memory);
-    hsgd::Engine fewer(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 1, 8), hsgd::UniformSampler(1),
-                       options(1, 4));
-    CHECK_THROWS_WITH(fewer.run(sampled), Contains("worker 0's 32 samples but this run's worker 0 has 8"));
-  }
-
-  SECTION("the same shape runs, and is measured") {
-    hsgd::Engine twin(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 2), hsgd::UniformSampler(1),
-                      options(1, 4));
-    twin.run(probe);
-    CHECK(memory.rows.size() == 4);
-  }
-}
-
-TEST_CASE("LevelDecomposition checks the run, the noise and the indices it is given", "[hardening][probe]") {
-  hsgd::Engine engine(hsgd::Topology::two_level(12, 3, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
-                      options(1, 4));
-  hsgd::Engine other(hsgd::Topology::two_level(12, 4, 2, 4), noisy_quadratics(12, 2, 1), hsgd::UniformSampler(1),
-                     options(1, 4));
-  hsgd::LevelDecomposition<double> split(engine.topology(), 2);
-  const Mat vectors = Mat::Ones(2, 12);
-  CHECK_THROWS_WITH(split.compute(other, vectors), Contains("made for 3 units at level 1 but the run has 4"));
-  split.compute(engine, vectors);
-  CHECK(split.total() == 0);
-  const std::vector<double> short_noise(11, 0.0);
-  CHECK_THROWS_WITH(split.remove_noise(engine, short_noise), Contains("'noise' has 11 entries but the run has 12"));
-  CHECK_THROWS_WITH(split.mean(3, 0), Contains("'level' (3) must be in [1, 2]"));
-  CHECK_THROWS_WITH(split.mean(1, 3), Contains("'unit' (3) must be in [0, 3)"));
-  CHECK(split.mean(2, 0)(0) == 1.0);
-  CHECK_THROWS_WITH(hsgd::LevelDecomposition<double>(engine.topology(), 0),
-                    Contains("'dimension' (0) must be positive"));
 }
