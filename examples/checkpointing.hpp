@@ -128,46 +128,26 @@ class Study {
   // ---- the checkpoint part "study": progress, results, and the CSV file's state ----
 
   [[nodiscard]] std::string_view checkpoint_name() const { return "study"; }
-  void save_state(hsgd::CheckpointWriter& out) const {
-    out.put_setting("example flags", configuration_);
-    out.put_index(next_run_);
-    out.put_bool(in_progress_);
-    out.put_index(static_cast<hsgd::Index>(results_.size()));
-    for (const auto& result : results_) out.put_doubles(result);
-    out.put_bool(csv_ != nullptr);
-    if (csv_) csv_->save_state(out);
-  }
-  void check_state(hsgd::CheckpointReader& in) const { (void)staged_from(in, false); }
-  void load_state(hsgd::CheckpointReader& in) {
-    Staged staged = staged_from(in, true);
-    next_run_ = staged.next_run;
-    in_progress_ = staged.in_progress;
-    results_ = std::move(staged.results);
+  template <class Archive>
+  void checkpoint(Archive& archive) {
+    archive.setting("example flags", configuration_);
+    const hsgd::Index next = archive.index("the next run", next_run_, 0, 1 << 20);
+    archive.flag("whether a run is under way", in_progress_);
+    const hsgd::Index finished = archive.count("the finished runs", static_cast<hsgd::Index>(results_.size()), 0, next);
+    if constexpr (Archive::loading) {
+      auto& loaded = archive.hold(std::vector<std::vector<double>>(static_cast<std::size_t>(finished)));
+      for (auto& result : loaded) archive.reals("a run's results", result, 1 << 20);
+      archive.after_load([this, &loaded] { results_ = std::move(loaded); });
+    } else {
+      for (auto& result : results_) archive.reals("a run's results", result, 1 << 20);
+    }
+    archive.check(archive.fact("whether the study wrote a CSV file", csv_ != nullptr) == (csv_ != nullptr),
+                  "the checkpointed study {} a CSV file and this one {}: give --csv as before",
+                  csv_ ? "did not write" : "wrote", csv_ ? "does" : "does not");
+    if (csv_) csv_->checkpoint(archive);
   }
 
  private:
-  struct Staged {
-    hsgd::Index next_run;
-    bool in_progress;
-    std::vector<std::vector<double>> results;
-  };
-
-  /// Reads the study's fields, then checks the CSV file's state or (`load_csv`) loads it.
-  Staged staged_from(hsgd::CheckpointReader& in, bool load_csv) const {
-    in.expect("example flags", configuration_);
-    Staged staged{};
-    staged.next_run = in.get_index("the next run", 0, 1 << 20);
-    staged.in_progress = in.get_bool("whether a run is under way");
-    const hsgd::Index finished = in.get_index("the finished runs", 0, staged.next_run);
-    for (hsgd::Index k = 0; k < finished; ++k) staged.results.push_back(in.get_doubles("a run's results", 1 << 20));
-    if (in.get_bool("whether the study wrote a CSV file") != (csv_ != nullptr))
-      in.fail("the checkpointed study {} a CSV file and this one {}: give --csv as before", csv_ ? "did not write" : "wrote",
-              csv_ ? "does" : "does not");
-    if (csv_ && load_csv) csv_->load_state(in);  // checks before it cuts the file back
-    else if (csv_) csv_->check_state(in);
-    return staged;
-  }
-
   hsgd::CheckpointOptions options() const { return {.every = flags_.every, .keep = flags_.keep}; }
 
   CheckpointFlags flags_;

@@ -46,14 +46,10 @@ class Progress {
 
   // Checkpoint part "progress": the running sum, so a resumed run reports the same mean.
   [[nodiscard]] std::string_view checkpoint_name() const { return "progress"; }
-  void save_state(hsgd::CheckpointWriter& out) const {
-    out.put_double(sum_);
-    out.put_index(samples_);
-  }
-  void load_state(hsgd::CheckpointReader& in) {
-    const double sum = in.get_double("the sum");
-    samples_ = in.get_index("the sample count", 0, std::numeric_limits<hsgd::Index>::max());
-    sum_ = sum;
+  template <class Archive>
+  void checkpoint(Archive& archive) {
+    archive.real("the sum", sum_);
+    archive.index("the sample count", samples_, 0, std::numeric_limits<hsgd::Index>::max());
   }
 
  private:

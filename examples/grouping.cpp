@@ -49,16 +49,12 @@ struct SharedPoints {
   double points = 0;
 
   [[nodiscard]] std::string_view checkpoint_name() const { return "shared points"; }
-  void save_state(hsgd::CheckpointWriter& out) const {
-    out.put_doubles(sums);
-    out.put_double(points);
-  }
-  void load_state(hsgd::CheckpointReader& in) {
-    auto loaded = in.get_doubles("the sums", static_cast<hsgd::Index>(sums.size()));
-    const double loaded_points = in.get_double("the points");
-    if (loaded.size() != sums.size()) in.fail("holds {} sums where {} were expected", loaded.size(), sums.size());
-    sums = std::move(loaded);
-    points = loaded_points;
+  template <class Archive>
+  void checkpoint(Archive& archive) {
+    const auto expected = sums.size();
+    const auto& loaded = archive.reals("the sums", sums, static_cast<hsgd::Index>(expected));
+    archive.check(loaded.size() == expected, "holds {} sums where {} were expected", loaded.size(), expected);
+    archive.real("the points", points);
   }
 };
 

@@ -202,9 +202,9 @@ bool same_bits(const Eigen::MatrixBase<Derived>& a, const Eigen::MatrixBase<Deri
 /// field of every record of a MemoryRecorder, are equal bit for bit.
 template <class... Parts>
 std::vector<char> state_bytes(const Parts&... parts) {
-  hsgd::CheckpointWriter out;
-  ((out.begin_section(parts.checkpoint_name()), parts.save_state(out), out.end_section()), ...);
-  return out.finish();
+  std::vector<char> bytes;
+  for (const std::vector<char>& part : {hsgd::checkpoint_bytes(parts)...}) bytes.insert(bytes.end(), part.begin(), part.end());
+  return bytes;
 }
 
 /// Steps an engine with its probe until step `until`, calling the probe as Engine::run would.

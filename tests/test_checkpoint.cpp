@@ -193,8 +193,10 @@ class CyclingSampler {
     position_ = (position_ + 1) % count_;
     return {&batch_, 1};
   }
-  void save_state(hsgd::CheckpointWriter& out) const { out.put_index(position_); }
-  void load_state(hsgd::CheckpointReader& in) { position_ = in.get_index("the cycle position", 0, count_ - 1); }
+  template <class Archive>
+  void checkpoint(Archive& archive) {
+    archive.index("the cycle position", position_, 0, count_ - 1);
+  }
 
  private:
   Index count_ = 0;

@@ -42,7 +42,7 @@ void check_split(const Engine& engine) {
 
 }  // namespace
 
-TEST_CASE("clock: two levels take T c + (T/I - T/G) t_1 + (T/G) t_2 (brief 11)", "[clock]") {
+TEST_CASE("clock: two levels take T c + (T/I - T/G) t_1 + (T/G) t_2 (the closed form of constant costs)", "[clock]") {
   for (const Index steps : {24, 25, 31}) {  // T a multiple of G, and not
     CAPTURE(steps);
     const Index local = 2, global = 6;

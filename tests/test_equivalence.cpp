@@ -104,7 +104,7 @@ TEST_CASE("Averaging preserves the global mean: xbar moves by the mean worker gr
   }
 }
 
-TEST_CASE("Identical curvature: xbar_t is the same for every schedule, grouping and depth (brief 3.2)",
+TEST_CASE("Identical curvature: xbar_t is the same for every schedule, grouping and depth (identical curvature closed form)",
           "[equivalence][closed-form]") {
   // F_j(x) = (a/2)||x - c||^2 over worker j's noisy centres: the mean moves by a (xbar - mean of the
   // batch centres), which does not depend on where the workers are. Worker j's batches come from
@@ -187,7 +187,7 @@ double simulated_fixed_point(const hsgd::Topology& topology, Grouping grouping, 
 
 }  // namespace
 
-TEST_CASE("Heterogeneous scalar quadratics converge to the closed-form fixed point (brief 3.3)",
+TEST_CASE("Heterogeneous scalar quadratics converge to the closed-form fixed point (fixed-point closed form)",
           "[equivalence][closed-form]") {
   constexpr Index workers = 6;
   Vec a(workers);

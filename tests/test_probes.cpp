@@ -40,7 +40,7 @@ std::pair<double, double> divergences_by_definition(const Run& run, const Mat& g
 
 }  // namespace
 
-TEST_CASE("D_up + D_down = D_glob at random points, groupings and weights (brief 3.4)", "[probe][identity]") {
+TEST_CASE("D_up + D_down = D_glob at random points, groupings and weights (law of total variance)", "[probe][identity]") {
   hsgd::Rng rng(31);
   for (int trial = 0; trial < 6; ++trial) {
     auto opts = options(static_cast<std::uint64_t>(trial));
@@ -164,7 +164,7 @@ TEST_CASE("Model spreads vanish at the aggregations that remove them", "[probe]"
   }
 }
 
-TEST_CASE("Pure gradient noise: time-averaged C_in and C_up match the closed form (brief 3.1)",
+TEST_CASE("Pure gradient noise: time-averaged C_in and C_up match the closed form (pure-noise closed form)",
           "[probe][closed-form][statistics]") {
   // n = 12, N = 3 groups of 4, gamma = 0.1, d = 1, I = 4, G = 16, batch 1 with replacement from
   // 4096 centred N(0, 1) samples per worker, so sigma^2 is their empirical variance.

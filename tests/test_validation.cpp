@@ -360,10 +360,20 @@ TEST_CASE("A Server checks its members and the matrices it averages", "[hardenin
   server.set_members(members, weights);
   Mat narrow = Mat::Ones(2, 2);
   CHECK_THROWS_WITH(server.aggregate(narrow), Contains("'models' is 2 x 2 but the server needs 2 x 3"));
-  CHECK_THROWS_WITH(server.draw_participants(1.5), Contains("'fraction' (1.5) must be in (0, 1]"));
   models(0, 0) = 3.0;
   server.aggregate(models);
   CHECK(models(0, 2) == 2.0);
+}
+
+TEST_CASE("A round checks the fraction of a unit it draws", "[hardening][memory]") {
+  hsgd::Server<double> server(1, 0, 2);
+  const std::vector<double> weights{1.0, 1.0, 1.0};
+  const std::vector<Index> members{0, 2};
+  server.set_members(members, weights);
+  hsgd::Round round;
+  round.attach(hsgd::Topology::local_sgd(3, 1), 1.0, 0);
+  hsgd::Rng stream;
+  CHECK_THROWS_WITH(round.draw_participants(server, 1.5, stream), Contains("'fraction' (1.5) must be in (0, 1]"));
 }
 
 

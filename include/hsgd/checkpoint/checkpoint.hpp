@@ -21,6 +21,8 @@
 
 #include <fmt/format.h>
 
+#include "hsgd/checkpoint/archive.hpp"
+#include "hsgd/checkpoint/file.hpp"
 #include "hsgd/checkpoint/format.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
@@ -34,37 +36,25 @@ concept has_name = requires(const P& p) {
   { p.checkpoint_name() } -> std::convertible_to<std::string_view>;
 };
 template <class P>
-concept has_part_save = requires(const P& p, CheckpointWriter& out) { p.save_state(out); };
-template <class P>
-concept has_part_load = requires(P& p, CheckpointReader& in) { p.load_state(in); };
-template <class P>
-concept has_check = requires(const P& p, CheckpointReader& in) { p.check_state(in); };
-template <class P>
 concept has_writes_file = requires(const P& p) {
   { p.checkpoint_writes_file() } -> std::convertible_to<bool>;
 };
 
 }  // namespace checkpoint_requirements
 
-/// One part of a checkpoint: the Engine, a DivergenceProbe, a MemoryRecorder, a CsvRecorder, or
-/// your own object (say, the results of the earlier runs of a study).
+/// One part of a checkpoint: the Engine, a DivergenceProbe, a MemoryRecorder, a CsvRecorder, a
+/// Study, or your own object (say, the results of the earlier runs of an experiment).
 ///
 /// - `std::string_view checkpoint_name() const`: the name of its section, unique in a checkpoint;
-/// - `void save_state(hsgd::CheckpointWriter& out) const`: writes the section;
-/// - `void load_state(hsgd::CheckpointReader& in)`: reads it back; it must read everything and
-///   check it before changing anything, so a failed load leaves the part as it was
-///   (load_checkpoint then checks that nothing is left over, so a part may hold another's state
-///   inside its own section by calling that part's hooks);
-/// - optional `void check_state(hsgd::CheckpointReader& in) const`: the checks of load_state
-///   without the changes. load_checkpoint checks every part that has it before loading any, so
-///   a checkpoint that one part refuses changes none;
+/// - `template <class Archive> void checkpoint(Archive& archive)`: one visit of its state that
+///   serves saving and loading (see SaveArchive, LoadArchive). On load every part reads and
+///   checks its whole section before any part changes, so a checkpoint that one part refuses
+///   changes none;
 /// - optional `bool checkpoint_writes_file() const`: false in the processes of a distributed
 ///   run that contribute to a checkpoint but do not write it (the Engine over hsgd::mpi::Cluster
-///   answers true on rank 0 alone); save_checkpoint then calls every save_state and writes
-///   nothing.
+///   answers true on rank 0 alone); save_checkpoint then visits every part and writes nothing.
 template <class P>
-concept CheckpointPart = checkpoint_requirements::has_name<P> && checkpoint_requirements::has_part_save<P> &&
-                         checkpoint_requirements::has_part_load<P>;
+concept CheckpointPart = checkpoint_requirements::has_name<P> && checkpoint_requirements::has_visit<P>;
 
 /// How checkpoints are written.
 struct CheckpointOptions {
@@ -90,8 +80,8 @@ template <class P>
 consteval bool check_checkpoint_part() {
   using namespace checkpoint_requirements;
   static_assert(has_name<P>, "hsgd CheckpointPart: missing `std::string_view checkpoint_name() const`");
-  static_assert(has_part_save<P>, "hsgd CheckpointPart: missing `void save_state(hsgd::CheckpointWriter&) const`");
-  static_assert(has_part_load<P>, "hsgd CheckpointPart: missing `void load_state(hsgd::CheckpointReader&)`");
+  static_assert(has_visit<P>, "hsgd CheckpointPart: missing `template <class Archive> void checkpoint(Archive&)`, "
+                              "the one visit of its state that serves save and load");
   return true;
 }
 
@@ -115,17 +105,28 @@ bool failed_anywhere(const Part& part, bool failed) {
   }
 }
 
+/// Part `part`'s section of `out`.
 template <class Part>
 void write_part(CheckpointWriter& out, const Part& part) {
   out.begin_section(part.checkpoint_name());
-  part.save_state(out);
+  SaveArchive archive(out);
+  const_cast<Part&>(part).checkpoint(archive);  // a SaveArchive only reads what it visits
   out.end_section();
+}
+
+/// Part `part` read from its section of `file` and checked, staged in the returned archive.
+template <class Part>
+LoadArchive read_part(const CheckpointFile& file, Part& part) {
+  LoadArchive archive(file.section(part.checkpoint_name()));
+  part.checkpoint(archive);
+  archive.expect_end();
+  return archive;
 }
 
 }  // namespace detail
 
 /// Writes one checkpoint file holding every part, atomically (see write_file_atomically in
-/// format.hpp): `path` is either the previous checkpoint or the new one, never a mix. Under a
+/// file.hpp): `path` is either the previous checkpoint or the new one, never a mix. Under a
 /// distributed backend every process calls it (the Engine's save_state is collective), rank 0
 /// writes the file, and every process returns once the file is written, or throws if rank 0
 /// could not write it (rank 0 with the system's reason, the others with CheckpointError).
@@ -139,7 +140,7 @@ void save_checkpoint(const std::string& path, const CheckpointOptions& options, 
   if ((detail::writes_file(parts) && ...)) {
     try {
       detail::write_file_atomically(
-          path, [&](int descriptor, const std::string& temporary) { out.write(descriptor, temporary); },
+          path, [&](int descriptor, const std::string& temporary) { detail::write_checkpoint(descriptor, out, temporary); },
           options.durable, static_cast<int>(options.keep));
     } catch (...) {
       error = std::current_exception();
@@ -152,32 +153,34 @@ void save_checkpoint(const std::string& path, const CheckpointOptions& options, 
 }
 
 /// Loads every part from the checkpoint at `path`, each from the section of its name. The file
-/// is read and verified first, then every part with `check_state` checks its section, then the
-/// parts load (those without `check_state` first): a damaged file, or one that any part refuses
-/// (another configuration, say), changes no part, provided at most one part lacks check_state
-/// (hsgd's own parts all have it). Throws CheckpointError naming the problem.
+/// is read and verified first, then every part reads and checks its section, and only then do the
+/// parts change: a damaged file, or one that any part refuses (another configuration, say),
+/// changes no part. Throws CheckpointError naming the problem. Only a system error while
+/// committing (a CSV file that cannot be cut back) can leave the parts committed before it
+/// changed, so list such parts first.
 template <class... Parts>
 void load_checkpoint(const std::string& path, Parts&... parts) {
+  static_assert(sizeof...(Parts) > 0, "hsgd load_checkpoint: name the parts to load");
   static_assert((detail::check_checkpoint_part<Parts>() && ...));
   const CheckpointFile file = CheckpointFile::read(path);
-  const auto check = [&](const auto& part) {
-    CheckpointReader in = file.section(part.checkpoint_name());  // also: every section is there
-    if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>>) {
-      part.check_state(in);
-      in.expect_end();
-    }
-  };
-  (check(parts), ...);
-  // Parts that cannot be checked first: if one of them refuses, the checked ones are untouched.
-  const auto load = [&](auto& part, auto checked) {
-    if constexpr (checkpoint_requirements::has_check<std::remove_cvref_t<decltype(part)>> == decltype(checked)::value) {
-      CheckpointReader in = file.section(part.checkpoint_name());
-      part.load_state(in);
-      in.expect_end();
-    }
-  };
-  (load(parts, std::false_type{}), ...);
-  (load(parts, std::true_type{}), ...);
+  LoadArchive staged[] = {detail::read_part(file, parts)...};
+  for (auto& archive : staged) archive.commit();
+}
+
+/// The checks of load_checkpoint alone: throws as it would, and changes nothing.
+template <class... Parts>
+void check_checkpoint(const std::string& path, Parts&... parts) {
+  static_assert((detail::check_checkpoint_part<Parts>() && ...));
+  const CheckpointFile file = CheckpointFile::read(path);
+  ((void)detail::read_part(file, parts), ...);
+}
+
+/// The section `part` would write, as bytes (for comparing the states of two runs, say).
+template <class Part>
+std::vector<char> checkpoint_bytes(const Part& part) {
+  CheckpointWriter out;
+  detail::write_part(out, part);
+  return out.payload();
 }
 
 namespace detail {

@@ -2,6 +2,7 @@
 /// @file
 /// Vocabulary types shared by every part of hsgd.
 
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 
@@ -32,5 +33,16 @@ using ConstVectorRef = Eigen::Ref<const Vector<Scalar>>;
 /// The floating-point types a model may hold.
 template <class T>
 concept Real = std::floating_point<T>;
+
+namespace detail {
+
+/// x.allFinite() with a fast path: a sum is finite only if every term is (NaN and Inf
+/// propagate), and a sum vectorises, so checking every model on every step costs next to nothing.
+template <class Derived>
+bool all_finite(const Eigen::DenseBase<Derived>& x) {
+  return std::isfinite(x.sum()) || x.allFinite();
+}
+
+}  // namespace detail
 
 }  // namespace hsgd

@@ -5,11 +5,13 @@
 /// models are the same bits at any number of ranks.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <utility>
 #include <vector>
 
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/mpi/layout.hpp"
@@ -56,8 +58,6 @@ struct Traffic {
 /// rank alone finds throws there only; run each rank's work in run_or_abort.
 class Cluster {
  public:
-  static constexpr bool distributed = true;
-
   explicit Cluster(MPI_Comm comm) {
     detail::check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
     rank_ = detail::rank_in(comm_);
@@ -78,7 +78,8 @@ class Cluster {
         told_(std::move(other.told_)),
         traffic_(std::move(other.traffic_)),
         led_(std::move(other.led_)),
-        measurement_(other.measurement_) {}
+        measurement_(other.measurement_),
+        scratch_(std::move(other.scratch_)) {}
   Cluster& operator=(Cluster&&) = delete;
   ~Cluster() {
     int finalized = 0;
@@ -156,29 +157,48 @@ class Cluster {
     return value != 0;
   }
 
-  /// Every rank's bytes, concatenated in rank order, on rank 0 (the others keep theirs): how a
-  /// checkpoint collects the state of the workers each rank hosts.
-  void gather_bytes(std::vector<char>& bytes) const {
-    const int mine = detail::as_count(static_cast<Index>(bytes.size()), "a rank's checkpoint bytes");
-    std::vector<int> sizes(static_cast<std::size_t>(is_root() ? ranks_ : 0));
-    detail::check(MPI_Gather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm_), "MPI_Gather");
-    std::vector<int> offsets(sizes.size(), 0);
-    Index total = 0;
-    for (std::size_t r = 0; r < sizes.size(); ++r) {
-      offsets[r] = detail::as_count(total, "the checkpoint bytes of all ranks");
-      total += sizes[r];
-    }
-    std::vector<char> all(static_cast<std::size_t>(total));
-    detail::check(MPI_Gatherv(bytes.data(), mine, MPI_BYTE, all.data(), sizes.data(), offsets.data(), MPI_BYTE, 0, comm_),
-                  "MPI_Gatherv");
-    if (is_root()) bytes = std::move(all);
+  /// `value_of(j)` for the workers hosted here, gathered, then `take(j, value)` for every worker
+  /// in worker order, on every rank: the same sums as in process.
+  template <class Value, class ValueOf, class Take>
+  void reduce_values(Index workers, ValueOf&& value_of, Take&& take) const {
+    Value* values = scratch<Value>(static_cast<std::size_t>(workers));
+    for (Index j = first_; j < first_ + count_; ++j) values[j] = static_cast<Value>(value_of(j));
+    gather_values(values);
+    for (Index j = 0; j < workers; ++j) take(j, values[j]);
+  }
+  /// The same for columns of `scratch.size()` scalars, through a d x n block of the Cluster's own.
+  template <class Scalar, class ColumnOf, class Take>
+  void reduce_columns(Eigen::Ref<Vector<Scalar>> scratch_column, ColumnOf&& column_of, Take&& take) const {
+    const Index rows = scratch_column.size();
+    const auto workers = static_cast<Index>(owner_.size());
+    Scalar* block = scratch<Scalar>(static_cast<std::size_t>(rows * workers));
+    Eigen::Map<Matrix<Scalar>> columns(block, rows, workers);
+    for (Index j = first_; j < first_ + count_; ++j) column_of(j, VectorRef<Scalar>(columns.col(j)));
+    gather_columns(block, rows);
+    for (Index j = 0; j < workers; ++j) take(j, ConstVectorRef<Scalar>(columns.col(j)));
   }
 
-  /// For each column k of `data` (`rows` scalars each), the lowest rank whose current[k] is set
+  /// A checkpoint's workers: on save each rank visits those it hosts into bytes of its own and
+  /// rank 0 appends every rank's, in rank order (= worker order); on load every rank reads them all.
+  template <class Archive, class Visit>
+  void visit_workers(Archive& archive, Visit&& visit) const {
+    if constexpr (Archive::loading) {
+      for (Index j = 0; j < static_cast<Index>(owner_.size()); ++j) visit(archive, j);
+    } else {
+      CheckpointWriter local;
+      SaveArchive mine(local);
+      for (Index j = first_; j < first_ + count_; ++j) visit(mine, j);
+      std::vector<char> bytes = local.payload();
+      gather_bytes(bytes);
+      archive.writer().put_bytes(bytes);
+    }
+  }
+
+  /// For each column k (`rows` scalars at columns[k]), the lowest rank whose current[k] is set
   /// sends its column to rank 0: how a checkpoint collects each server's last average from a
   /// rank that took part in the server's last round.
   template <class Scalar>
-  void collect_at_root(Scalar* data, Index rows, std::span<const char> current) const {
+  void collect_at_root(std::span<Scalar* const> columns, Index rows, std::span<const char> current) const {
     std::vector<int> holder(current.size());
     for (std::size_t k = 0; k < current.size(); ++k) holder[k] = current[k] != 0 ? rank_ : ranks_;
     detail::check(MPI_Allreduce(MPI_IN_PLACE, holder.data(), detail::as_count(static_cast<Index>(holder.size()), "servers"),
@@ -187,7 +207,7 @@ class Cluster {
     const int size = detail::as_count(rows, "the dimension");
     for (std::size_t k = 0; k < holder.size(); ++k) {
       hsgd::detail::require(holder[k] < ranks_, "no rank holds the last average of server {}", k);
-      Scalar* column = data + k * static_cast<std::size_t>(rows);
+      Scalar* column = columns[k];
       if (holder[k] == 0) continue;
       if (rank_ == holder[k])
         detail::check(MPI_Send(column, size, detail::datatype<Scalar>(), 0, collect_tag, comm_), "MPI_Send");
@@ -200,7 +220,7 @@ class Cluster {
   /// One unit's round (see the class notes). `columns` is d x n, worker j in column j.
   template <class Scalar, class AtRoot, class Elsewhere>
   bool average_unit(Index level, std::span<const Index> participants, std::span<const Index> members,
-                    Matrix<Scalar>& columns, Vector<Scalar>& receive, AtRoot&& at_root, Elsewhere&& elsewhere) {
+                    Matrix<Scalar>& columns, AtRoot&& at_root, Elsewhere&& elsewhere) {
     int root = ranks_;
     for (const Index j : participants) root = std::min(root, owner(j));
     bool here = false;
@@ -244,9 +264,10 @@ class Cluster {
                         "MPI_Isend");
           ++sent;
         }
-      detail::check(MPI_Irecv(receive.data(), size, type, root, result_tag, comm_, &requests_[pending++]), "MPI_Irecv");
+      Scalar* receive = scratch<Scalar>(static_cast<std::size_t>(size));
+      detail::check(MPI_Irecv(receive, size, type, root, result_tag, comm_, &requests_[pending++]), "MPI_Irecv");
       wait(pending);
-      elsewhere();
+      elsewhere(ConstVectorRef<Scalar>(Eigen::Map<const Vector<Scalar>>(receive, size)));
     }
     Traffic& traffic = traffic_[static_cast<std::size_t>(level - 1)];
     ++traffic.rounds;
@@ -293,6 +314,31 @@ class Cluster {
 
  private:
   static constexpr int gather_tag = 1;
+
+  /// Every rank's bytes, concatenated in rank order, on rank 0 (the others keep theirs).
+  void gather_bytes(std::vector<char>& bytes) const {
+    const int mine = detail::as_count(static_cast<Index>(bytes.size()), "a rank's checkpoint bytes");
+    std::vector<int> sizes(static_cast<std::size_t>(is_root() ? ranks_ : 0));
+    detail::check(MPI_Gather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm_), "MPI_Gather");
+    std::vector<int> offsets(sizes.size(), 0);
+    Index total = 0;
+    for (std::size_t r = 0; r < sizes.size(); ++r) {
+      offsets[r] = detail::as_count(total, "the checkpoint bytes of all ranks");
+      total += sizes[r];
+    }
+    std::vector<char> all(static_cast<std::size_t>(total));
+    detail::check(MPI_Gatherv(bytes.data(), mine, MPI_BYTE, all.data(), sizes.data(), offsets.data(), MPI_BYTE, 0, comm_),
+                  "MPI_Gatherv");
+    if (is_root()) bytes = std::move(all);
+  }
+
+  /// `count` values of the Cluster's scratch: grown on first use, then reused, so the reductions
+  /// and unit rounds of a run's steady state allocate nothing.
+  template <class Value>
+  Value* scratch(std::size_t count) const {
+    if (scratch_.size() < count * sizeof(Value)) scratch_.resize(count * sizeof(Value));
+    return reinterpret_cast<Value*>(scratch_.data());  // bytes from operator new: aligned for any scalar
+  }
   static constexpr int result_tag = 2;
   static constexpr int collect_tag = 3;
 
@@ -320,6 +366,7 @@ class Cluster {
   std::vector<Traffic> traffic_;
   std::vector<Index> led_;  // per level: rounds with messages this rank was the root of
   mutable Traffic measurement_;
+  mutable std::vector<std::byte> scratch_;  // the gathers of reductions, a unit round's received average
 };
 
 }  // namespace hsgd::mpi

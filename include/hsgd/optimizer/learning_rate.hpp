@@ -5,8 +5,7 @@
 #include <cmath>
 #include <concepts>
 
-#include <fmt/format.h>
-
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
@@ -76,18 +75,9 @@ struct StepDecay {
     detail::require(every > 0, "'every' ({}) must be positive", every);
   }
 
-  /// Checkpoint hooks: the rate depends on the step alone (which the Engine saves); the
-  /// parameters are compared on resume.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("decay factor", fmt::format("{}", factor));
-    out.put_setting("decay every", fmt::format("{}", every));
-  }
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("decay factor", fmt::format("{}", factor));
-    in.expect("decay every", fmt::format("{}", every));
-  }
+  /// The rate depends on the step alone (which the run's state saves); a checkpoint compares
+  /// the parameters.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const { return {{"decay factor", factor}, {"decay every", every}}; }
 };
 
 /// gamma_t = gamma / sqrt(1 + (t - 1) / time_scale): gamma at the start, decaying like 1/sqrt(t).
@@ -105,15 +95,8 @@ struct InverseSqrtDecay {
                     time_scale);
   }
 
-  /// Checkpoint hooks, as StepDecay's.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("decay time scale", fmt::format("{}", time_scale));
-  }
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("decay time scale", fmt::format("{}", time_scale));
-  }
+  /// A checkpoint compares the time scale, as StepDecay's parameters.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const { return {{"decay time scale", time_scale}}; }
 };
 
 }  // namespace hsgd

@@ -6,8 +6,7 @@
 #include <concepts>
 #include <type_traits>
 
-#include <fmt/format.h>
-
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
 
@@ -105,18 +104,9 @@ struct Momentum {
   }
   [[nodiscard]] StateAtAggregation state_at_aggregation() const { return at_aggregation; }
 
-  /// Checkpoint hooks: the buffers live in the Engine; these settings are compared on resume.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("momentum", fmt::format("{}", momentum));
-    out.put_setting("nesterov", fmt::format("{}", nesterov));
-    out.put_setting("momentum at aggregation", fmt::format("{}", static_cast<int>(at_aggregation)));
-  }
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("momentum", fmt::format("{}", momentum));
-    in.expect("nesterov", fmt::format("{}", nesterov));
-    in.expect("momentum at aggregation", fmt::format("{}", static_cast<int>(at_aggregation)));
+  /// The buffers live in the run's state; a checkpoint compares these settings.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const {
+    return {{"momentum", momentum}, {"nesterov", nesterov}, {"momentum at aggregation", at_aggregation}};
   }
 
   void validate() const {

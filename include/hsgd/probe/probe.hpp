@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
-#include <ranges>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -16,8 +15,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -133,7 +132,7 @@ class DivergenceProbe {
         held_out_(std::move(held_out)),
         gradients_(run.dimension(), run.workers()),
         noise_(static_cast<std::size_t>(run.workers()), 0.0),
-        values_(static_cast<std::size_t>(run.workers()), 0.0),
+        all_workers_(static_cast<std::size_t>(run.workers())),
         gradient_split_(run.topology(), run.dimension()),
         model_split_(run.topology(), run.dimension()),
         average_(run.dimension()),
@@ -150,6 +149,7 @@ class DivergenceProbe {
                       held_out_.dimension(), run.dimension());
     }
     for (Index level = 1; level <= topology.levels(); ++level) units_.push_back(topology.units(level));
+    std::iota(all_workers_.begin(), all_workers_.end(), Index{0});
     draw_subsamples(run);
     Index hops = 0;  // models crossing one link up from servers below level l; the workers' are added per round
     for (Index level = 1; level <= topology.levels(); ++level) {
@@ -211,40 +211,35 @@ class DivergenceProbe {
 
   [[nodiscard]] std::string_view checkpoint_name() const { return "probe"; }
 
-  /// The last record (running maxima, counters, the fields of the last measurement) and the
-  /// pending aggregation level; the options and the run's shape are recorded to be compared on
-  /// resume. The subsamples are drawn again from their seed.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    for (const auto& [name, value] : checkpoint_settings()) out.put_setting(name, value);
-    detail::save_record(out, record_);
-    out.put_index(last_level_);
-  }
-  /// Reads and checks everything before changing anything.
-  template <class Reader>
-  void load_state(Reader& in) {
-    auto [record, last_level] = staged_from(in);
-    record_ = std::move(record);
-    last_level_ = last_level;
-  }
-  /// The checks of load_state, changing nothing.
-  template <class Reader>
-  void check_state(Reader& in) const {
-    (void)staged_from(in);
+  /// Its part of a checkpoint: the options and the run's shape (compared on resume), the last
+  /// record (running maxima, counters, the fields of the last measurement) and the pending
+  /// aggregation level. The subsamples are drawn again from their seed.
+  template <class Archive>
+  void checkpoint(Archive& archive) {
+    archive.settings(checkpoint_settings());
+    const auto levels = static_cast<Index>(units_.size());
+    ProbeRecord& record = [&]() -> ProbeRecord& {
+      if constexpr (Archive::loading) return archive.hold(ProbeRecord{});
+      else return record_;
+    }();
+    detail::visit_record(archive, record, std::max(levels, units_.front()), &record_);
+    if constexpr (Archive::loading) archive.after_load([this, &record] { record_ = std::move(record); });
+    archive.index("the pending aggregation level", last_level_, 0, levels);
   }
 
   /// What a resume must match: the options and the shape of the run.
-  [[nodiscard]] std::vector<std::pair<std::string, std::string>> checkpoint_settings() const {
-    std::vector<std::pair<std::string, std::string>> settings{
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const {
+    CheckpointSettings settings{
         {"probe options", fmt::format("gradient_every {}, model_every {}, subsample {}, subsample_seed {}, "
                                       "remove_sampling_bias {}, at_group_averages {}",
                                       options_.gradient_every, options_.model_every, options_.subsample,
                                       options_.subsample_seed, options_.remove_sampling_bias,
                                       options_.at_group_averages)},
-        {"probe shape", fmt::format("{} workers, dimension {}, units per level {}", workers_, dimension_, units_)},
+        {"probe shape", fmt::format("{} workers, dimension {}, units per level {}", workers_, dimension_,
+                                    detail::setting_text(units_))},
         {"probe held-out set", "none"}};
     if constexpr (evaluates_held_out)
-      settings.back().second = fmt::format("test_every {}, {} samples", options_.test_every, held_out_.sample_count());
+      settings.back().value = fmt::format("test_every {}, {} samples", options_.test_every, held_out_.sample_count());
     return settings;
   }
 
@@ -253,27 +248,6 @@ class DivergenceProbe {
     requires evaluates_held_out
   {
     return held_out_;
-  }
-
- private:
-  template <class Reader>
-  std::pair<ProbeRecord, Index> staged_from(Reader& in) const {
-    for (const auto& [name, value] : checkpoint_settings()) in.expect(name, value);
-    const auto levels = static_cast<Index>(units_.size());
-    ProbeRecord loaded = detail::load_record(in, std::max(levels, units_.front()));
-    const auto fits = [&](const auto& values, const auto& ours) {
-      if (values.size() != ours.size()) in.fail("a probe record has {} entries where this probe has {}", values.size(), ours.size());
-    };
-    fits(loaded.gradient_terms, record_.gradient_terms);
-    fits(loaded.model_terms, record_.model_terms);
-    fits(loaded.group_d_down, record_.group_d_down);
-    fits(loaded.group_d_down_at_group_averages, record_.group_d_down_at_group_averages);
-    fits(loaded.group_gradient_norm_squared, record_.group_gradient_norm_squared);
-    fits(loaded.aggregations, record_.aggregations);
-    fits(loaded.level_messages, record_.level_messages);
-    fits(loaded.sim_communication_seconds, record_.sim_communication_seconds);
-    const Index last_level = in.get_index("the pending aggregation level", 0, levels);
-    return {std::move(loaded), last_level};
   }
 
  private:
@@ -373,17 +347,14 @@ class DivergenceProbe {
   double loss(const Run& run, ConstVectorRef<Scalar> x) {
     if constexpr (objective_requirements::has_batch_value<typename Run::Objective>) {
       if (!subsamples_.empty()) {
-        for (Index j = 0; j < run.workers(); ++j) {
-          if (!run.hosts(j)) continue;
-          const auto& shard = run.shard(j);
-          const auto& chosen = subsamples_[static_cast<std::size_t>(j)];
-          values_[static_cast<std::size_t>(j)] =
-              static_cast<double>(chosen.empty() ? shard.value(x) : shard.batch_value(x, chosen));
-        }
-        run.gather_worker_values(values_);
         double total = 0;
-        for (Index j = 0; j < run.workers(); ++j)
-          total += static_cast<double>(run.weights()(j)) * values_[static_cast<std::size_t>(j)];
+        run.template reduce_values<double>(
+            [&](Index j) {
+              const auto& shard = run.shard(j);
+              const auto& chosen = subsamples_[static_cast<std::size_t>(j)];
+              return static_cast<double>(chosen.empty() ? shard.value(x) : shard.batch_value(x, chosen));
+            },
+            [&](Index j, double value) { total += static_cast<double>(run.weights()(j)) * value; });
         return total;
       }
     }
@@ -428,10 +399,7 @@ class DivergenceProbe {
   void measure_gradients(const Run& run, bool averaged) {
     check_sample_counts(run);
     if (!averaged) run.global_average(average_);
-    for (Index j = 0; j < run.workers(); ++j)
-      if (run.hosts(j)) worker_gradient(run, j, average_);
-    run.gather_worker_columns(gradients_);
-    run.gather_worker_values(noise_);
+    run.each_worker([&](Index j) { worker_gradient(run, j, average_); }, gradients_, noise_);
     gradient_split_.compute(run, gradients_);
     gradient_split_.remove_noise(run, noise_);
     const auto terms = gradient_split_.terms();
@@ -444,7 +412,7 @@ class DivergenceProbe {
     record_.loss = loss(run, average_);
     record_.gradient_norm_squared =
         static_cast<double>(gradient_split_.mean(run.topology().levels(), 0).squaredNorm()) -
-        mean_noise(run, std::views::iota(Index{0}, run.workers()), 1.0);
+        mean_noise(run, all_workers_, 1.0);
     record_.max_d_up = running_max(record_.max_d_up, record_.d_up);
     record_.max_d_down = running_max(record_.max_d_down, record_.d_down);
     if (options_.at_group_averages) measure_at_group_averages(run);
@@ -455,19 +423,14 @@ class DivergenceProbe {
   template <class Run>
   void measure_at_group_averages(const Run& run) {
     const Index groups = run.topology().units(1);
-    // First every group's model and its hosted members' gradients there, then (all gradients
-    // gathered) the spreads.
+    // First every group's model, then every worker's gradient at its group's, then the spreads.
     for (Index i = 0; i < groups; ++i) {
-      const auto members = run.server(1, i).members();
       auto model = group_models_.col(i);
       model.setZero();
-      for (const Index j : members) model.noalias() += run.weights()(j) * run.models().col(j);
+      for (const Index j : run.server(1, i).members()) model.noalias() += run.weights()(j) * run.models().col(j);
       model /= static_cast<Scalar>(group_weight(run, i));
-      for (const Index j : members)
-        if (run.hosts(j)) worker_gradient(run, j, model);
     }
-    run.gather_worker_columns(gradients_);
-    run.gather_worker_values(noise_);
+    run.each_worker([&](Index j) { worker_gradient(run, j, group_models_.col(run.unit_of(j, 1))); }, gradients_, noise_);
     for (Index i = 0; i < groups; ++i) {
       const auto members = run.server(1, i).members();
       const double weight = group_weight(run, i);
@@ -527,7 +490,7 @@ class DivergenceProbe {
   ClockReading clock_reading_;  // sized at construction: reading the clock allocates nothing
   Matrix<Scalar> gradients_;   // (estimated) g_j in column j
   std::vector<double> noise_;  // estimated E||ghat_j - g_j||^2 (0 for full gradients)
-  std::vector<double> values_;  // Fhat_j(xbar), for the subsampled loss
+  std::vector<Index> all_workers_;  // 0..n-1
   std::vector<std::vector<Index>> subsamples_;  // S_j, sorted; empty: the whole shard
   std::vector<Index> no_subsample_;
   LevelDecomposition<Scalar> gradient_split_;

@@ -68,6 +68,28 @@ bool notify_aggregation(O& observer, const Run& run, Index level) {
   return false;
 }
 
+/// Checked on the types as passed, so a const observer whose hooks are not const is an error
+/// rather than silently never called.
+template <class Run, class... Observers>
+consteval bool check_observers() {
+  static_assert((Observer<std::remove_reference_t<Observers>, Run> && ...),
+                "hsgd Observer: each observer needs `after_step(const Engine&)` and/or "
+                "`after_aggregation(const Engine&, hsgd::Index level)`, returning void or bool (true stops), "
+                "callable on the observer as passed (a const observer needs const hooks)");
+  return true;
+}
+
+/// Tells every observer, in the order given and each exactly once (so a recorder passed after a
+/// probe sees the probe's measurement), that a step ended after an aggregation at `level` (0:
+/// none). True when any asked to stop.
+template <class Run, class... Observers>
+bool notify(const Run& run, Index level, Observers&... observers) {
+  bool stop = false;
+  if (level > 0) ((stop = notify_aggregation(observers, run, level) || stop), ...);
+  ((stop = notify_step(observers, run) || stop), ...);
+  return stop;
+}
+
 }  // namespace detail
 
 /// Observer that calls `callback(run)` after every `period`-th step (steps period, 2 period, ...).

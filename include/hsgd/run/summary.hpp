@@ -6,6 +6,7 @@
 #include <iterator>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -43,6 +44,28 @@ struct Summary {
     return out;
   }
 };
+
+/// The Summary of `run` (an Engine) after a run() of `seconds` that an observer stopped or not.
+/// Collective under a distributed backend (it evaluates f and grad f at the global average).
+template <class Run>
+Summary summarize(const Run& run, double seconds, bool stopped) {
+  Summary result;
+  result.workers = run.workers();
+  result.periods = run.topology().periods();
+  result.steps = run.step_count();
+  result.aggregations.assign(run.aggregation_counts().begin(), run.aggregation_counts().end());
+  result.regroupings = run.regroupings();
+  const auto average = run.global_average();
+  result.loss = static_cast<double>(run.loss(average));
+  result.gradient_norm_squared = static_cast<double>(run.gradient(average).squaredNorm());
+  result.seconds = seconds;
+  if constexpr (std::remove_cvref_t<decltype(run.clock())>::simulates) {
+    result.simulated_seconds = run.clock().seconds();
+    result.dropped_by_deadlines = run.clock().dropped();
+  }
+  result.stopped_by_observer = stopped;
+  return result;
+}
 
 }  // namespace hsgd
 

@@ -8,8 +8,7 @@
 #include <span>
 #include <vector>
 
-#include <fmt/format.h>
-
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -76,16 +75,8 @@ class UniformSampler {
 
   [[nodiscard]] Index batch_size() const { return batch_size_; }
 
-  /// Checkpoint hooks: all it draws comes from the worker's stream, so only the batch size is
-  /// recorded, to be compared on resume.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("sampler batch size", fmt::format("{}", batch_size_));
-  }
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("sampler batch size", fmt::format("{}", batch_size_));
-  }
+  /// All it draws comes from the worker's stream, so a checkpoint only compares the batch size.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const { return {{"sampler batch size", batch_size_}}; }
 
  private:
   Index batch_size_;
@@ -125,29 +116,23 @@ class ShuffledSampler {
 
   [[nodiscard]] Index batch_size() const { return batch_size_; }
 
-  /// Checkpoint hooks: the epoch's order and the position in it (and the batch size, compared).
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("sampler batch size", fmt::format("{}", batch_size_));
-    out.put_index(position_);
-    out.put_indices(order_);
-  }
-  /// Leaves the sampler as it was if the saved order is not a permutation of this shard's samples.
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("sampler batch size", fmt::format("{}", batch_size_));
+  /// A checkpoint compares the batch size and keeps the epoch's order and the position in it.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const { return {{"sampler batch size", batch_size_}}; }
+  /// A saved order must be a permutation of this shard's samples.
+  template <class Archive>
+  void checkpoint(Archive& archive) {
     const auto samples = static_cast<Index>(order_.size());
-    const Index position = in.get_index("the sampler's position", 0, samples);
-    std::vector<Index> order = in.get_indices("the sampler's epoch order", samples, 0, samples - 1);
-    if (static_cast<Index>(order.size()) != samples)
-      in.fail("a sampler's epoch order has {} samples, this worker's shard {}", order.size(), samples);
-    std::vector<char> seen(order.size(), 0);
-    for (const Index k : order) {
-      if (seen[static_cast<std::size_t>(k)] != 0) in.fail("a sampler's epoch order lists sample {} twice", k);
-      seen[static_cast<std::size_t>(k)] = 1;
+    archive.index("the sampler's position", position_, 0, samples);
+    const auto& order = archive.indices("the sampler's epoch order", order_, samples, 0, samples - 1);
+    if constexpr (Archive::loading) {
+      archive.check(static_cast<Index>(order.size()) == samples,
+                    "a sampler's epoch order has {} samples, this worker's shard {}", order.size(), samples);
+      std::vector<char> seen(order.size(), 0);
+      for (const Index k : order) {
+        archive.check(seen[static_cast<std::size_t>(k)] == 0, "a sampler's epoch order lists sample {} twice", k);
+        seen[static_cast<std::size_t>(k)] = 1;
+      }
     }
-    position_ = position;
-    order_ = std::move(order);
   }
 
  private:

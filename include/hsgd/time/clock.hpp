@@ -13,8 +13,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -110,7 +110,7 @@ struct WorkerSpeeds {
     switch (kind) {
       case Kind::equal: return "equal";
       case Kind::log_normal: return fmt::format("log-normal, sigma {}", spread);
-      case Kind::trace: return fmt::format("trace {}", factors);
+      case Kind::trace: return "trace " + detail::setting_text(factors);
     }
     return "";
   }
@@ -341,38 +341,27 @@ class SimulatedClock {
     return fmt::format("compute {} s per step + {} s per sample; speeds {}; {}; deadlines {}", options_.compute.per_step,
                        options_.compute.per_sample, options_.speeds.describe(),
                        levels.empty() ? "free communication" : levels,
-                       options_.deadlines.empty() ? std::string("none") : fmt::format("{}", options_.deadlines));
+                       options_.deadlines.empty() ? std::string("none") : detail::setting_text(options_.deadlines));
   }
 
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_doubles(clock_);
-    out.put_doubles(compute_);
-    out.put_doubles(wait_);
-    out.put_doubles(communication_);
-    out.put_doubles(last_met_);
-    out.put_doubles(discarded_);
-    out.put_index(dropped_);
-  }
-
-  /// Reads what save_state wrote, checking sizes and values (the Engine calls it on a copy, so a
-  /// refused checkpoint leaves the clock in force untouched).
-  template <class Reader>
-  void load_state(Reader& in) {
-    const auto read = [&](std::vector<double>& values, std::size_t size, const char* what) {
-      std::vector<double> loaded = in.get_doubles(what, static_cast<Index>(size));
-      if (loaded.size() != size) in.fail("the clock has {} {} where this run has {}", loaded.size(), what, size);
+  /// Its part of a checkpoint: every worker's clock and split, the meeting times and the dropped
+  /// count (the cost model is compared through describe(), among the Engine's settings).
+  template <class Archive>
+  void checkpoint(Archive& archive) {
+    const auto times = [&](std::vector<double>& values, const char* what) {
+      const auto& loaded = archive.reals(what, values, static_cast<Index>(values.size()));
+      archive.check(loaded.size() == values.size(), "the clock has {} {} where this run has {}", loaded.size(), what,
+                    values.size());
       for (const double value : loaded)
-        if (!(value >= 0) || !std::isfinite(value)) in.fail("the clock holds {} among its {}", value, what);
-      values = std::move(loaded);
+        archive.check(value >= 0 && std::isfinite(value), "the clock holds {} among its {}", value, what);
     };
-    read(clock_, clock_.size(), "worker clocks");
-    read(compute_, compute_.size(), "compute times");
-    read(wait_, wait_.size(), "wait times");
-    read(communication_, communication_.size(), "communication times");
-    read(last_met_, last_met_.size(), "meeting times");
-    read(discarded_, discarded_.size(), "discarded times");
-    dropped_ = in.get_index("the dropped count", 0, Index{1} << 62);
+    times(clock_, "worker clocks");
+    times(compute_, "compute times");
+    times(wait_, "wait times");
+    times(communication_, "communication times");
+    times(last_met_, "meeting times");
+    times(discarded_, "discarded times");
+    archive.index("the dropped count", dropped_, 0, Index{1} << 62);
   }
 
  private:
@@ -401,28 +390,68 @@ struct NoClock {
   [[nodiscard]] bool has_deadline(Index) const { return false; }
   [[nodiscard]] bool has_deadlines() const { return false; }
   void mark_ready(Index, std::span<const Index>, std::span<char>) const {}
-  template <class Writer>
-  void save_state(Writer&) const {}
-  template <class Reader>
-  void load_state(Reader&) {}
 };
 
-/// What the Engine calls on a clock plug-in (SimulatedClock, NoClock, or your own), besides the
-/// templates `after_round(level, servers)`, `save_state(writer)` and `load_state(reader)`; a clock
-/// that `simulates` also reports `seconds()` and `dropped()`.
+namespace clock_requirements {
+
 template <class C>
-concept Clock = requires(C& clock, const C& reading, const Topology& topology, std::span<const char> active,
-                         std::span<const Index> members, std::span<char> ready) {
+concept has_simulates = requires {
   { C::simulates } -> std::convertible_to<bool>;
+};
+template <class C>
+concept has_hooks = requires(C& clock, const Topology& topology, std::span<const char> stepping) {
   clock.attach(topology, 1.0, Index{1}, std::uint64_t{1});
-  clock.after_local_steps(active);
-  reading.mark_ready(Index{1}, members, ready);
-  { reading.describe() } -> std::convertible_to<std::string>;
-  { reading.has_deadline(Index{1}) } -> std::convertible_to<bool>;
-  { reading.has_deadlines() } -> std::convertible_to<bool>;
-} && (!C::simulates || requires(const C& reading) {
-  { reading.seconds() } -> std::convertible_to<double>;
-  { reading.dropped() } -> std::convertible_to<Index>;
-});
+  clock.after_local_steps(stepping);
+};
+template <class C>
+concept has_deadlines = requires(const C& clock, std::span<const Index> members, std::span<char> ready) {
+  { clock.has_deadline(Index{1}) } -> std::convertible_to<bool>;
+  { clock.has_deadlines() } -> std::convertible_to<bool>;
+  clock.mark_ready(Index{1}, members, ready);
+};
+template <class C>
+concept has_description = requires(const C& clock) {
+  { clock.describe() } -> std::convertible_to<std::string>;
+};
+template <class C>
+concept has_readings = !C::simulates || requires(const C& clock) {
+  { clock.seconds() } -> std::convertible_to<double>;
+  { clock.dropped() } -> std::convertible_to<Index>;
+};
+
+}  // namespace clock_requirements
+
+/// What the Engine and the Round call on a clock plug-in (SimulatedClock, NoClock, or your own):
+///
+/// - `static constexpr bool simulates`;
+/// - `void attach(const Topology&, double model_bytes, Index batch_size, std::uint64_t seed)`;
+/// - `void after_local_steps(std::span<const char> stepping)` and the template
+///   `after_round(Index level, servers)` (the level's servers, with participants() and members());
+/// - the question the Round asks: `bool has_deadline(Index level) const`, `bool has_deadlines()
+///   const`, `void mark_ready(Index level, std::span<const Index> members, std::span<char> ready)
+///   const`;
+/// - `std::string describe() const`, the cost model a checkpoint compares;
+/// - for a clock that `simulates`: `double seconds() const` and `Index dropped() const`;
+/// - and its checkpoint state like any plug-in (see CheckpointablePlugin).
+template <class C>
+concept Clock = clock_requirements::has_simulates<C> && clock_requirements::has_hooks<C> &&
+                clock_requirements::has_deadlines<C> && clock_requirements::has_description<C> &&
+                clock_requirements::has_readings<C>;
+
+/// Compile-time check with readable messages.
+template <class C>
+consteval bool check_clock() {
+  using namespace clock_requirements;
+  static_assert(has_simulates<C>, "hsgd Clock: missing `static constexpr bool simulates`");
+  static_assert(has_hooks<C>, "hsgd Clock: missing `void attach(const hsgd::Topology&, double model_bytes, hsgd::Index "
+                              "batch_size, std::uint64_t seed)` or `void after_local_steps(std::span<const char>)`");
+  static_assert(has_deadlines<C>, "hsgd Clock: missing `bool has_deadline(hsgd::Index level) const`, `bool "
+                                  "has_deadlines() const` or `void mark_ready(hsgd::Index level, std::span<const "
+                                  "hsgd::Index> members, std::span<char> ready) const`");
+  static_assert(has_description<C>, "hsgd Clock: missing `std::string describe() const`");
+  static_assert(has_readings<C>, "hsgd Clock: a clock that simulates needs `double seconds() const` and "
+                                 "`hsgd::Index dropped() const`");
+  return Clock<C>;
+}
 
 }  // namespace hsgd

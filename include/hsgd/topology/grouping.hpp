@@ -8,9 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
+#include "hsgd/checkpoint/archive.hpp"
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -84,15 +82,8 @@ class ExplicitGrouping {
   [[nodiscard]] bool regroups_at_global_aggregation() const { return false; }
   [[nodiscard]] const std::vector<std::vector<Index>>& groups() const { return groups_; }
 
-  /// Checkpoint hooks: the groups are compared on resume.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("groups", fmt::format("{}", groups_));
-  }
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("groups", fmt::format("{}", groups_));
-  }
+  /// A checkpoint compares the groups.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const { return {{"groups", groups_}}; }
 
  private:
   std::vector<std::vector<Index>> groups_;
@@ -115,16 +106,9 @@ struct RandomGrouping {
   }
   [[nodiscard]] bool regroups_at_global_aggregation() const { return redraw == Redraw::every_global_aggregation; }
 
-  /// Checkpoint hooks: its draws come from the grouping stream, which the Engine saves; the
-  /// redraw setting is compared on resume.
-  template <class Writer>
-  void save_state(Writer& out) const {
-    out.put_setting("redraw", fmt::format("{}", static_cast<int>(redraw)));
-  }
-  template <class Reader>
-  void load_state(Reader& in) {
-    in.expect("redraw", fmt::format("{}", static_cast<int>(redraw)));
-  }
+  /// Its draws come from the grouping stream, which the run's state saves; a checkpoint compares
+  /// the redraw setting.
+  [[nodiscard]] CheckpointSettings checkpoint_settings() const { return {{"redraw", redraw}}; }
 };
 
 }  // namespace hsgd

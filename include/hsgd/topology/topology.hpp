@@ -7,8 +7,11 @@
 #include <limits>
 #include <numeric>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "hsgd/core/error.hpp"
 #include "hsgd/core/types.hpp"
@@ -135,6 +138,24 @@ class Topology {
     const auto& offsets = at(level).unit_offsets;
     detail::require(slot >= 0 && slot < workers_, "'slot' ({}) must be in [0, {})", slot, workers_);
     return static_cast<Index>(std::upper_bound(offsets.begin(), offsets.end(), slot) - offsets.begin()) - 1;
+  }
+  /// The workers of unit `unit` of level l, in slot order, under the grouping `slot_to_worker`
+  /// (the worker in each slot): a view into it.
+  [[nodiscard]] std::span<const Index> members(std::span<const Index> slot_to_worker, Index level, Index unit) const {
+    const auto& offsets = at(level).unit_offsets;
+    const auto first = static_cast<std::size_t>(offsets[static_cast<std::size_t>(unit)]);
+    return slot_to_worker.subspan(first, static_cast<std::size_t>(offsets[static_cast<std::size_t>(unit) + 1]) - first);
+  }
+  /// Every level's period and unit sizes, e.g. "level 1: period 4, units 2 of sizes [3, 3]; level 2: ...".
+  [[nodiscard]] std::string describe() const {
+    std::string text;
+    for (Index level = 1; level <= levels(); ++level) {
+      text += fmt::format("{}level {}: period {}, units {} of sizes [", level > 1 ? "; " : "", level, period(level),
+                          units(level));
+      for (Index unit = 0; unit < units(level); ++unit) text += fmt::format("{}{}", unit > 0 ? ", " : "", unit_size(level, unit));
+      text += "]";
+    }
+    return text;
   }
   /// The periods P_1..P_L.
   [[nodiscard]] std::vector<Index> periods() const {
