@@ -87,22 +87,17 @@ consteval bool check_checkpoint_part() {
 
 template <class Part>
 bool writes_file(const Part& part) {
-  if constexpr (checkpoint_requirements::has_writes_file<Part>) {
-    return part.checkpoint_writes_file();
-  } else {
-    return true;
-  }
+  if constexpr (checkpoint_requirements::has_writes_file<Part>) return part.checkpoint_writes_file();
+  else return true;
 }
 
-/// `failed` agreed over the processes of a distributed run, through every part that can (the
-/// Engine's any_process); `failed` itself in process.
+/// Whether any process of the run has `flag` set, asked of a part that can tell (the Engine's
+/// any_process); `flag` itself in process. A run over several processes must stop, save and fail
+/// at the same step everywhere, though a signal or an error may reach them at different steps.
 template <class Part>
-bool failed_anywhere(const Part& part, bool failed) {
-  if constexpr (requires { part.any_process(failed); }) {
-    return part.any_process(failed);
-  } else {
-    return failed;
-  }
+bool on_any_process(const Part& part, bool flag) {
+  if constexpr (requires { part.any_process(flag); }) return part.any_process(flag);
+  else return flag;
 }
 
 /// Part `part`'s section of `out`.
@@ -147,7 +142,7 @@ void save_checkpoint(const std::string& path, const CheckpointOptions& options, 
     }
   }
   bool failed = error != nullptr;
-  ((failed = detail::failed_anywhere(parts, failed)), ...);
+  ((failed = detail::on_any_process(parts, failed)), ...);
   if (error) std::rethrow_exception(error);
   if (failed) throw CheckpointError(fmt::format("checkpoint '{}': the process that writes it failed", path));
 }
@@ -191,16 +186,6 @@ static_assert(std::atomic<int>::is_always_lock_free);
 
 extern "C" inline void hsgd_record_stop_signal(int number) { stop_signal.store(number, std::memory_order_relaxed); }
 
-/// Whether any process of the run has `flag` set: a run over several processes must stop, and
-/// save, at the same step everywhere, though a signal may reach them at different steps.
-template <class Run>
-bool on_any_process(const Run& run, bool flag) {
-  if constexpr (requires { run.any_process(flag); }) {
-    return run.any_process(flag);
-  } else {
-    return flag;
-  }
-}
 }  // namespace detail
 
 /// While alive, SIGINT and SIGTERM (or the signals given) no longer kill the process: they ask
