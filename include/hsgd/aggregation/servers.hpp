@@ -51,14 +51,16 @@ class Servers {
     }
   }
 
-  /// Every unit of level `level` averages its participants' columns of `models` and sends the
-  /// average to its members, through `backend` (in process: the Server alone), then applies
-  /// `rule` to the optimizer `states` (empty when the update policy keeps none). A process that
-  /// takes no part in a unit's round leaves its copies of the unit's columns as they were. With
-  /// `check_finite`, a non-finite average throws NumericalError(step, first member, level).
-  template <class Backend>
-  void average(Index level, Matrix<Scalar>& models, Matrix<Scalar>& states, StateAtAggregation rule,
-               Backend& backend, bool check_finite, Index step) {
+  /// Every unit of level `level` averages its participants' models in the run's `state` (see
+  /// RunState) and sends the average to its members, through `backend` (in process: the Server
+  /// alone), then applies `rule` to the optimizer states (none when the update policy keeps
+  /// none). A process that takes no part in a unit's round leaves its copies of the unit's columns
+  /// as they were. With `check_finite`, a non-finite average throws NumericalError naming the
+  /// step, the unit's first member and the level.
+  template <class State, class Backend>
+  void average(Index level, State& state, StateAtAggregation rule, Backend& backend, bool check_finite) {
+    Matrix<Scalar>& models = state.models();
+    Matrix<Scalar>& states = state.states();
     std::size_t id = offset(level);
     for (auto& server : rows_[static_cast<std::size_t>(level - 1)]) {
       const bool here = backend.average_unit(
@@ -70,7 +72,8 @@ class Servers {
           [&](ConstVectorRef<Scalar> received) { server.adopt(received, models); });
       current_[id++] = here ? 1 : 0;
       if (!here) continue;
-      if (check_finite && !detail::all_finite(server.model())) throw NumericalError(step, server.members()[0], level);
+      if (check_finite && !detail::all_finite(server.model()))
+        throw NumericalError(state.step(), server.members()[0], level);
       if (states.size() == 0) continue;
       switch (rule) {
         case StateAtAggregation::keep: break;

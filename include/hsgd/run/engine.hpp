@@ -459,7 +459,7 @@ class Engine {
 
   void average(Index level) {
     const StateAtAggregation rule = UpdateType::has_state ? update_.state_at_aggregation() : StateAtAggregation::keep;
-    servers_.average(level, state_.models(), state_.states(), rule, backend_, options_.check_finite, state_.step());
+    servers_.average(level, state_, rule, backend_, options_.check_finite);
   }
 
   Options options_;

@@ -23,10 +23,11 @@ namespace hsgd {
 ///
 /// **A worker's column.** Worker j's model x^j, its last minibatch gradient and its update
 /// policy's state (empty for a stateless policy) live in column j of three d x n matrices
-/// (keeping every model in one block is what makes an aggregation one pass over memory). `column(j)`
-/// is the one place that says where they are: a step, an average and a checkpoint all go through
-/// it. Under a distributed backend the columns of workers hosted elsewhere are a cache, current
-/// after an aggregation that involved them here or after a gather (hence mutable).
+/// (keeping every model in one block is what makes an aggregation one pass over memory). The state
+/// is the one place that says where they are: a step finds a worker's column through `column(j)`,
+/// and the servers, the probes and checkpoints reach the columns through the state. Under a
+/// distributed backend the columns of workers hosted elsewhere are a cache, current after an
+/// aggregation that involved them here or after a gather (hence mutable).
 ///
 /// **Workers.** The workers this process hosts, in worker order, each with its stream (seed,
 /// StreamKind::worker, j) and its copy of the sampler, bound to its shard.
