@@ -15,6 +15,7 @@
 #include <hsgd/data/generators.hpp>
 #include <hsgd/data/layout.hpp>
 #include <hsgd/data/partition.hpp>
+#include <hsgd/data/statistics.hpp>
 
 #include "support.hpp"
 

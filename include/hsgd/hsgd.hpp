@@ -6,6 +6,7 @@
 #include "hsgd/version.hpp"
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/format.hpp"
 #include "hsgd/core/prefetch.hpp"
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
@@ -23,7 +24,9 @@
 #include "hsgd/data/partition.hpp"
 #include "hsgd/data/preprocess.hpp"
 #include "hsgd/data/readers.hpp"
+#include "hsgd/data/statistics.hpp"
 
+#include "hsgd/objective/classifier.hpp"
 #include "hsgd/objective/concepts.hpp"
 #include "hsgd/objective/logistic.hpp"
 #include "hsgd/objective/quadratic.hpp"

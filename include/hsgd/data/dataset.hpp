@@ -43,6 +43,15 @@ Index first_non_finite(const Eigen::DenseBase<Derived>& values) {
   return -1;
 }
 
+/// Throws InvalidArgument unless `classes` is positive and every label is in [0, classes): the
+/// check of bare labels that partitioners and partition statistics make.
+inline void require_labels(std::span<const Index> labels, Index classes) {
+  require(classes > 0, "'classes' ({}) must be positive", classes);
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    require(labels[k] >= 0 && labels[k] < classes, "'labels'[{}] ({}) must be in [0, {})", k, labels[k], classes);
+  }
+}
+
 }  // namespace detail
 
 /// m labelled samples in d dimensions: sample k is column k of `features` (d x m, so one sample

@@ -15,7 +15,7 @@
 #include "hsgd/core/types.hpp"
 #include "hsgd/core/weighting.hpp"
 #include "hsgd/data/dataset.hpp"
-#include "hsgd/data/partition.hpp"
+#include "hsgd/data/statistics.hpp"
 
 namespace hsgd {
 

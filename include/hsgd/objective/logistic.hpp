@@ -14,8 +14,8 @@
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/data/dataset.hpp"
+#include "hsgd/objective/classifier.hpp"
 #include "hsgd/objective/penalty.hpp"
-#include "hsgd/objective/softmax.hpp"
 
 namespace hsgd {
 

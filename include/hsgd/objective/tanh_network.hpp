@@ -1,12 +1,10 @@
 #pragma once
 /// @file
 /// A small two-layer tanh network classifier: a genuinely non-convex objective for toy
-/// experiments, with benchmark B1's non-convex penalty.
+/// experiments, with benchmark B1's non-convex penalty; a SoftmaxClassifier (classifier.hpp)
+/// whose logits come from a hidden tanh layer.
 
 #include <cmath>
-#include <cstddef>
-#include <ranges>
-#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -15,7 +13,7 @@
 #include "hsgd/core/random.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/data/dataset.hpp"
-#include "hsgd/objective/softmax.hpp"
+#include "hsgd/objective/classifier.hpp"
 
 namespace hsgd {
 namespace detail {
@@ -76,7 +74,7 @@ void fill_glorot_uniform(Eigen::MatrixBase<Derived>& weights, Rng& rng) {
 /// Not thread-safe per object: evaluation writes the current sample's activations into scratch
 /// memory held by the object (see `hidden_`). Distinct objects, copies included, are independent.
 template <Real S = double>
-class TanhNetwork {
+class TanhNetwork : public detail::SoftmaxClassifier<TanhNetwork<S>, S> {
  public:
   using Scalar = S;
 
@@ -89,31 +87,24 @@ class TanhNetwork {
   /// unless `data` has at least 2 classes, a sample, a feature and valid labels, `hidden` is
   /// positive, and `lambda` is finite and non-negative.
   TanhNetwork(Dataset<Scalar> data, Index hidden, Scalar lambda = default_lambda)
-      : data_(std::move(data)), hidden_units_(hidden), lambda_(lambda) {
-    detail::check_classification_data(data_);
+      : Base(std::move(data), lambda), hidden_units_(hidden) {
     detail::require(hidden_units_ > 0, "'hidden' ({}) must be positive", hidden_units_);
-    detail::check_lambda(lambda_);
+    detail::check_lambda(this->lambda());
     hidden_.resize(hidden_units_);
     hidden_delta_.resize(hidden_units_);
-    logits_.resize(classes());
+    logits_.resize(this->classes());
   }
 
   /// H (d + 1) + C (H + 1), the number of model coordinates.
   [[nodiscard]] Index dimension() const {
-    return detail::TwoLayerView<Scalar>::size(features(), hidden_units_, classes());
+    return detail::TwoLayerView<Scalar>::size(this->features(), hidden_units_, this->classes());
   }
-  /// m, the number of samples.
-  [[nodiscard]] Index sample_count() const { return data_.size(); }
-  /// C, the number of classes.
-  [[nodiscard]] Index classes() const { return data_.classes; }
-  /// d, the number of features of a sample.
-  [[nodiscard]] Index features() const { return data_.dimension(); }
   /// H, the number of hidden units.
   [[nodiscard]] Index hidden_units() const { return hidden_units_; }
-  /// lambda, the penalty weight.
-  [[nodiscard]] Scalar lambda() const { return lambda_; }
-  /// The samples this objective is built on.
-  [[nodiscard]] const Dataset<Scalar>& data() const { return data_; }
+
+  // sample_count, classes, features, lambda, data, value, batch_value, gradient (by
+  // backpropagation), batch_gradient and accuracy (the predicted class is argmax_c (z_k)_c): see
+  // detail::SoftmaxClassifier.
 
   /// A random starting point: W1 and W2 Glorot-uniform (W ~ U(-s, s), s = sqrt(6 / (fan_in +
   /// fan_out))), b1 = b2 = 0. Random weights break the symmetry between hidden units and
@@ -128,76 +119,36 @@ class TanhNetwork {
     return x;
   }
 
-  /// F(x) = (1/m) sum_k [logsumexp(z_k) - (z_k)_{y_k}] + lambda R(x).
-  [[nodiscard]] Scalar value(ConstVectorRef<Scalar> x) const {
-    return mean_value(x, std::views::iota(Index{0}, sample_count()));
-  }
-
-  /// The mean loss over the batch plus lambda R(x): an unbiased estimate of value(x).
-  [[nodiscard]] Scalar batch_value(ConstVectorRef<Scalar> x, std::span<const Index> batch) const {
-    return mean_value(x, batch);
-  }
-
-  /// g = grad F(x), by backpropagation over all m samples, plus lambda grad R(x).
-  void gradient(ConstVectorRef<Scalar> x, VectorRef<Scalar> g) const {
-    mean_gradient(x, std::views::iota(Index{0}, sample_count()), g);
-  }
-
-  /// g = (1/|B|) sum_{k in B} grad l_k(x) + lambda grad R(x); a repeated index counts each time.
-  void batch_gradient(ConstVectorRef<Scalar> x, std::span<const Index> batch, VectorRef<Scalar> g) const {
-    mean_gradient(x, batch, g);
-  }
-
-  /// Fraction of the samples whose predicted class argmax_c (z_k)_c is y_k (ties go to the
-  /// lowest class).
-  [[nodiscard]] double accuracy(ConstVectorRef<Scalar> x) const {
-    const auto network = layers(x.data());
-    return detail::classification_accuracy(data_,
-                                           [&](Index k) -> const Vector<Scalar>& { return forward(network, k); });
-  }
-
  private:
+  using Base = detail::SoftmaxClassifier<TanhNetwork<S>, S>;
+  friend Base;  // it calls layers, forward and backward
+
   template <class T>
   detail::TwoLayerView<T> layers(T* first) const {
-    return detail::TwoLayerView<T>(first, features(), hidden_units_, classes());
+    return detail::TwoLayerView<T>(first, this->features(), hidden_units_, this->classes());
   }
 
-  /// h_k into hidden_ and z_k into logits_; returns z_k.
-  const Vector<Scalar>& forward(const detail::TwoLayerView<const Scalar>& network, Index k) const {
-    network.hidden.apply(data_.features.col(k), hidden_);
+  /// h = tanh(W1 a + b1) into hidden_ and z = W2 h + b2 into logits_; returns z.
+  template <class Input>
+  Vector<Scalar>& forward(const detail::TwoLayerView<const Scalar>& network,
+                          const Eigen::MatrixBase<Input>& input) const {
+    network.hidden.apply(input, hidden_);
     hidden_ = hidden_.array().tanh();
     network.output.apply(hidden_, logits_);
     return logits_;
   }
 
-  template <class Samples>
-  [[nodiscard]] Scalar mean_value(ConstVectorRef<Scalar> x, const Samples& samples) const {
-    const auto network = layers(x.data());
-    return detail::mean_cross_entropy(data_, samples,
-                                      [&](Index k) -> const Vector<Scalar>& { return forward(network, k); }) +
-           lambda_ * detail::nonconvex_penalty(x);
+  /// Backpropagation of r = logits_ through both layers into `network_gradient`.
+  template <class Input>
+  void backward(const detail::TwoLayerView<const Scalar>& network, detail::TwoLayerView<Scalar>& network_gradient,
+                const Eigen::MatrixBase<Input>& input) const {
+    network_gradient.output.accumulate(logits_, hidden_);
+    hidden_delta_.noalias() = network.output.weights.transpose() * logits_;
+    hidden_delta_.array() *= Scalar(1) - hidden_.array().square();  // tanh' = 1 - tanh^2
+    network_gradient.hidden.accumulate(hidden_delta_, input);
   }
 
-  template <class Samples>
-  void mean_gradient(ConstVectorRef<Scalar> x, const Samples& samples, VectorRef<Scalar> g) const {
-    const auto network = layers(x.data());
-    auto network_gradient = layers(g.data());
-    detail::penalised_mean_gradient(
-        x, lambda_, samples,
-        [&](Index k) {
-          forward(network, k);
-          detail::cross_entropy_backward(logits_, data_.labels[static_cast<std::size_t>(k)]);  // logits_ = r_k
-          network_gradient.output.accumulate(logits_, hidden_);
-          hidden_delta_.noalias() = network.output.weights.transpose() * logits_;
-          hidden_delta_.array() *= Scalar(1) - hidden_.array().square();  // tanh' = 1 - tanh^2
-          network_gradient.hidden.accumulate(hidden_delta_, data_.features.col(k));
-        },
-        g);
-  }
-
-  Dataset<Scalar> data_;
   Index hidden_units_;
-  Scalar lambda_;
   // Scratch for one sample's forward and backward pass (h_k, delta_k, z_k then r_k), sized at
   // construction so that evaluation allocates nothing. Backpropagation needs h_k and r_k at the
   // same time, so unlike softmax regression there is no cheap way around storing them. hsgd's

@@ -7,11 +7,13 @@
 #include <cstddef>
 #include <numeric>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/format.hpp"
 #include "hsgd/core/types.hpp"
 #include "hsgd/theory/closed_forms.hpp"
 #include "hsgd/topology/topology.hpp"
@@ -76,6 +78,16 @@ struct BoundTerms {
   [[nodiscard]] double total() const {
     return optimization + noise + std::accumulate(drift_noise.begin(), drift_noise.end(), 0.0) +
            std::accumulate(drift_divergence.begin(), drift_divergence.end(), 0.0);
+  }
+
+  /// The bound and its parts on one line (what formatting the terms with fmt gives).
+  [[nodiscard]] std::string brief_report() const {
+    const auto scientific = [](double term) { return fmt::format("{:.3e}", term); };
+    return fmt::format(
+        "bound {:.4e} = optimization {:.3e} + noise {:.3e} + drift from noise [{}] + drift from divergence [{}]{}",
+        total(), optimization, noise, detail::joined(drift_noise, ", ", scientific),
+        detail::joined(drift_divergence, ", ", scientific),
+        step_condition_holds ? "" : " (learning rate above the bound's step condition)");
   }
 };
 
@@ -172,14 +184,4 @@ inline BoundTerms random_grouping_bound(const Topology& topology, double learnin
 
 /// `fmt::print("{}\n", terms)`: the bound and its parts.
 template <>
-struct fmt::formatter<hsgd::BoundTerms> : fmt::formatter<std::string_view> {
-  template <class FormatContext>
-  auto format(const hsgd::BoundTerms& terms, FormatContext& context) const {
-    return fmt::format_to(context.out(),
-                          "bound {:.4e} = optimization {:.3e} + noise {:.3e} + drift from noise [{:.3e}] + drift from "
-                          "divergence [{:.3e}]{}",
-                          terms.total(), terms.optimization, terms.noise, fmt::join(terms.drift_noise, ", "),
-                          fmt::join(terms.drift_divergence, ", "),
-                          terms.step_condition_holds ? "" : " (learning rate above the bound's step condition)");
-  }
-};
+struct fmt::formatter<hsgd::BoundTerms> : hsgd::detail::BriefReportFormatter<hsgd::BoundTerms> {};

@@ -6,12 +6,13 @@
 #include <cmath>
 #include <cstddef>
 #include <span>
-#include <string_view>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "hsgd/core/error.hpp"
+#include "hsgd/core/format.hpp"
 
 namespace hsgd {
 
@@ -51,6 +52,16 @@ struct SandwichCheck {
   [[nodiscard]] bool holds_by(double z) const {
     return lower_gap.mean >= z * lower_gap.standard_error && upper_gap.mean >= z * upper_gap.standard_error;
   }
+
+  /// The three means, the two gaps and whether the means are ordered, on one line (what
+  /// formatting the check with fmt gives).
+  [[nodiscard]] std::string brief_report() const {
+    return fmt::format(
+        "sandwich {}: lower {:.4e} (+-{:.1e}) <= middle {:.4e} (+-{:.1e}) <= upper {:.4e} (+-{:.1e}); "
+        "gaps {:.3e} (+-{:.1e}) and {:.3e} (+-{:.1e})",
+        holds() ? "holds" : "FAILS", lower.mean, lower.standard_error, middle.mean, middle.standard_error, upper.mean,
+        upper.standard_error, lower_gap.mean, lower_gap.standard_error, upper_gap.mean, upper_gap.standard_error);
+  }
 };
 
 /// Builds the check from per-seed values (the same number for each scheme, seed k at index k).
@@ -81,15 +92,4 @@ inline SandwichCheck check_sandwich(std::span<const double> lower, std::span<con
 
 /// `fmt::print("{}\n", check)`: the three means and whether they are ordered.
 template <>
-struct fmt::formatter<hsgd::SandwichCheck> : fmt::formatter<std::string_view> {
-  template <class FormatContext>
-  auto format(const hsgd::SandwichCheck& check, FormatContext& context) const {
-    return fmt::format_to(context.out(),
-                          "sandwich {}: lower {:.4e} (+-{:.1e}) <= middle {:.4e} (+-{:.1e}) <= upper {:.4e} (+-{:.1e}); "
-                          "gaps {:.3e} (+-{:.1e}) and {:.3e} (+-{:.1e})",
-                          check.holds() ? "holds" : "FAILS", check.lower.mean, check.lower.standard_error,
-                          check.middle.mean, check.middle.standard_error, check.upper.mean, check.upper.standard_error,
-                          check.lower_gap.mean, check.lower_gap.standard_error, check.upper_gap.mean,
-                          check.upper_gap.standard_error);
-  }
-};
+struct fmt::formatter<hsgd::SandwichCheck> : hsgd::detail::BriefReportFormatter<hsgd::SandwichCheck> {};
