@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// How workers are weighted in an average: a vocabulary type of its own, so that the data
-/// statistics (partition.hpp, layout.hpp) and the run options can name it without pulling in
+/// statistics (statistics.hpp, layout.hpp) and the run options can name it without pulling in
 /// the aggregation code.
 
 namespace hsgd {
