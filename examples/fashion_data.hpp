@@ -28,14 +28,7 @@ inline bool has_fashion_mnist(const std::string& directory) {
 /// The run of the Fashion-MNIST examples: 100 workers in 10 groups, I = 4, G = 40, 1500 steps of
 /// batch 16 at gamma = 0.3 (the brief's numpy check reached 82.6% with local SGD at I = 4), and its CSV file.
 inline RunFlags fashion_run_defaults(std::string csv) {
-  RunFlags defaults;
-  defaults.workers = 100;
-  defaults.groups = 10;
-  defaults.global_period = 40;
-  defaults.steps = 1500;
-  defaults.learning_rate = 0.3;
-  defaults.csv = std::move(csv);
-  return defaults;
+  return {.workers = 100, .groups = 10, .global_period = 40, .learning_rate = 0.3, .steps = 1500, .csv = std::move(csv)};
 }
 
 /// Fashion-MNIST's four files, pixels scaled to [0, 1]. The error names the missing package.

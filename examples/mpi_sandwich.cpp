@@ -94,15 +94,8 @@ int run(int argc, char** argv) {
   example::Flags flags(argc, argv,
                        "mpi_sandwich: local SGD with period I, H-SGD(I, G) with random groups and local SGD with period "
                        "G over MPI, on B1's non-IID logistic problem; the same results at any number of ranks");
-  Settings s{};
-  example::RunFlags defaults;
-  defaults.workers = 64;
-  defaults.groups = 8;
-  defaults.steps = 256;
-  defaults.seeds = 4;
-  defaults.probe_every = 16;
-  defaults.learning_rate = 0.5;
-  static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, defaults);
+  Settings s{example::RunFlags::read(
+      flags, {.workers = 64, .groups = 8, .learning_rate = 0.5, .steps = 256, .seeds = 4, .probe_every = 16})};
   s.threads = flags.integer("threads", 1, "threads per rank (results do not depend on it)");
   s.dimension = flags.integer("dimension", 100, "d, B1's feature dimension");
   s.heterogeneity = flags.real("heterogeneity", 8.0, "how non-IID the workers' labelling models are (B1's h)");

@@ -20,23 +20,21 @@ namespace example {
 /// The run's flags every science example takes; each example passes its own defaults.
 struct RunFlags {
   hsgd::Index workers = 32, groups = 4, local_period = 4, global_period = 32;
-  hsgd::Index steps = 1024, batch = 16, seeds = 3, probe_every = 32;
   double learning_rate = 0.05;
+  hsgd::Index steps = 1024, batch = 16, seeds = 3, probe_every = 32;
   std::string csv{};
 
-  static RunFlags read(Flags& flags, const RunFlags& defaults) {
-    RunFlags r;
-    r.workers = flags.integer("workers", defaults.workers, "n, number of workers");
-    r.groups = flags.integer("groups", defaults.groups, "N, number of local servers (level-1 units)");
-    r.local_period = flags.integer("local-period", defaults.local_period, "I, local (level-1) aggregation period");
-    r.global_period = flags.integer("global-period", defaults.global_period, "G, global aggregation period");
-    r.learning_rate = flags.real("lr", defaults.learning_rate, "gamma, learning rate");
-    r.steps = flags.integer("steps", defaults.steps, "T, local steps per worker");
-    r.batch = flags.integer("batch", defaults.batch, "minibatch size (uniform, with replacement)");
-    r.seeds = flags.integer("seeds", defaults.seeds, "seeds 1..k: data, partition, grouping and sampling");
-    r.probe_every = flags.integer("probe-every", defaults.probe_every, "steps between gradient-space probe measurements");
-    r.csv = flags.text("csv", defaults.csv, "write every probe record to this CSV file (tag columns first, then step,...)");
-    return r;
+  static RunFlags read(Flags& flags, const RunFlags& d) {
+    return {.workers = flags.integer("workers", d.workers, "n, number of workers"),
+            .groups = flags.integer("groups", d.groups, "N, number of local servers (level-1 units)"),
+            .local_period = flags.integer("local-period", d.local_period, "I, local (level-1) aggregation period"),
+            .global_period = flags.integer("global-period", d.global_period, "G, global aggregation period"),
+            .learning_rate = flags.real("lr", d.learning_rate, "gamma, learning rate"),
+            .steps = flags.integer("steps", d.steps, "T, local steps per worker"),
+            .batch = flags.integer("batch", d.batch, "minibatch size (uniform, with replacement)"),
+            .seeds = flags.integer("seeds", d.seeds, "seeds 1..k: data, partition, grouping and sampling"),
+            .probe_every = flags.integer("probe-every", d.probe_every, "steps between gradient-space probe measurements"),
+            .csv = flags.text("csv", d.csv, "write every probe record to this CSV file (tag columns first, then step,...)")};
   }
 
   /// The engine's options for one seed's run.
