@@ -88,6 +88,7 @@ StudyOutcome run_study(hsgd::StudyOptions options, Stop stop = {}) {
       });
       const auto summary = study.run(engine, probe, step_sum, tally, count, interrupt);
       if (!summary) {
+        CHECK_THROWS_AS(study.finish({}), hsgd::InvalidState);  // a stopped run has no results to record
         outcome.exit_code = study.exit_code();
         return outcome;
       }

@@ -108,11 +108,11 @@ auto checkpoint_part_of(Member& member) {
 
 }  // namespace detail
 
-/// A resumable study of several runs, numbered 0, 1, ... in the order the program makes them:
-/// for each run, either `skip_finished()` (it finished before the checkpoint resumed from) or
-/// `run(engine, members...)` then `finish(results)`. The study owns the CSV file of
-/// probe records (give the study to the probe as its recorder), the results of finished runs
-/// (a list of numbers per run, from `finish`), the checkpoint and the stop signals.
+/// A resumable study of several runs, numbered 0, 1, ... in the order the program makes them (its
+/// messages count them from 1): for each run, either `skip_finished()` (it finished before the
+/// checkpoint resumed from) or `run(engine, members...)` then `finish(results)`. The study owns the
+/// CSV file of probe records (give the study to the probe as its recorder), the results of the
+/// finished runs (a list of numbers per run, from `finish`), the checkpoint and the stop signals.
 ///
 /// A checkpoint holds the study's settings, the finished runs' results, the CSV file's state and
 /// the records in memory; during a run also the engine and the members that are checkpoint parts.
@@ -204,8 +204,10 @@ class Study {
   /// Ends the run under way with its results (kept in checkpoints, and in `results()` after a
   /// resume), forgets its records and saves the checkpoint of the finished run.
   const std::vector<double>& finish(std::vector<double> results) {
-    if (!in_progress_ || resume_pending_)
-      throw InvalidState(fmt::format("hsgd::Study: run {} has not been run: call run() before finish()", cursor_ + 1));
+    if (!in_progress_ || resume_pending_ || stop_signal_ != 0)
+      throw InvalidState(fmt::format("hsgd::Study: run {} {}", cursor_ + 1,
+                                     stop_signal_ != 0 ? "was stopped by a signal: exit with exit_code()"
+                                                       : "has not been run: call run() before finish()"));
     results_.push_back(std::move(results));
     in_progress_ = false;
     ++cursor_;
