@@ -4,11 +4,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <exception>
 #include <limits>
-#include <string_view>
-#include <tuple>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,11 +14,11 @@
 
 #include <hsgd/hsgd.hpp>
 
-#include "checkpointing.hpp"
 #include "cli.hpp"
-#include "problem.hpp"
 
 namespace {
+
+constexpr std::string_view description = "hsgd demo: H-SGD against local SGD on benchmark B1 (non-convex logistic regression)";
 
 /// Prints progress a few times per run and keeps the time-average of ||grad f(xbar_t)||^2.
 class Progress {
@@ -59,87 +57,72 @@ class Progress {
   hsgd::Vector<double> average_, gradient_, scratch_;
 };
 
-struct Row {
-  std::string scheme;
-  double loss, gradient_norm_squared, mean_gradient_norm_squared;
+struct Settings {
+  hsgd::Index workers, groups, local_period, global_period, steps, batch, dimension, samples, threads;
+  double learning_rate, heterogeneity;
+  std::uint64_t seed;
+  hsgd::StudyOptions study;
+
+  [[nodiscard]] std::string header() const {
+    return fmt::format("B1: n = {}, N = {}, d = {}, m = {}, batch = {}, gamma = {}, T = {}", workers, groups, dimension,
+                       samples, batch, learning_rate, steps);
+  }
+  [[nodiscard]] std::vector<std::pair<std::string, hsgd::Topology>> schemes() const {
+    return {{fmt::format("local SGD, P = I = {}", local_period), hsgd::Topology::local_sgd(workers, local_period)},
+            {fmt::format("H-SGD, I = {}, G = {}", local_period, global_period),
+             hsgd::Topology::two_level(workers, groups, local_period, global_period)},
+            {fmt::format("local SGD, P = G = {}", global_period), hsgd::Topology::local_sgd(workers, global_period)}};
+  }
 };
+
+/// Each scheme on the same shards, as the study's runs; false when a signal stopped the study.
+bool run(const Settings& s, hsgd::Study& study) {
+  const auto shards = hsgd::make_b1_shards({.workers = s.workers, .samples_per_worker = s.samples, .dimension = s.dimension,
+                                            .heterogeneity = s.heterogeneity, .seed = s.seed});
+  const hsgd::Options options{.learning_rate = s.learning_rate, .steps = s.steps, .seed = s.seed, .threads = s.threads};
+  for (const auto& [name, topology] : s.schemes()) {
+    fmt::print("  {}\n", name);
+    if (study.skip_finished()) continue;
+    hsgd::Engine engine(topology, shards, hsgd::UniformSampler(s.batch), options, hsgd::RandomGrouping{});
+    Progress progress(std::max<hsgd::Index>(1, s.steps / 64), s.dimension);
+    study.set_tags({name});
+    auto probe = hsgd::make_probe(engine, {.gradient_every = 16, .model_every = 16, .subsample = 32}, study);
+    const auto summary = study.run(engine, progress, probe);
+    if (!summary) return false;
+    fmt::print("    f(xbar_T) = {:.6f}, ||grad f(xbar_T)||^2 = {:.4e}\n", summary->loss, summary->gradient_norm_squared);
+    study.finish({summary->loss, summary->gradient_norm_squared, progress.mean()});
+  }
+  return true;
+}
+
+void print_table(const Settings& s, const hsgd::Study& study) {
+  fmt::print("\n{:<28} {:>12} {:>20} {:>22}\n", "scheme", "f(xbar_T)", "||grad f(xbar_T)||^2", "mean ||grad f(xbar)||^2");
+  const auto schemes = s.schemes();
+  for (std::size_t k = 0; k < schemes.size(); ++k) {
+    const auto& result = study.result(static_cast<hsgd::Index>(k));
+    fmt::print("{:<28} {:>12.6f} {:>20.4e} {:>22.4e}\n", schemes[k].first, result.at(0), result.at(1), result.at(2));
+  }
+}
+
+Settings read_settings(example::Flags& flags) {
+  Settings s{};
+  s.workers = flags.integer("workers", 64, "n, number of workers");
+  s.groups = flags.integer("groups", 8, "N, number of local servers");
+  s.local_period = flags.integer("local-period", 4, "I, local aggregation period");
+  s.global_period = flags.integer("global-period", 32, "G, global aggregation period");
+  s.steps = flags.integer("steps", 1024, "T, local steps per worker");
+  s.batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
+  s.dimension = flags.integer("dimension", 100, "d, model size");
+  s.samples = flags.integer("samples", 512, "m, samples per worker");
+  s.learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
+  s.heterogeneity = flags.real("heterogeneity", 1.0, "how non-IID the workers' labels are");
+  s.seed = static_cast<std::uint64_t>(flags.integer("seed", 1, "seed for data and sampling"));
+  const auto csv = flags.text("csv", "", "write a probe record every 16 steps to this CSV file");
+  s.threads = flags.integer("threads", 1, "threads per run (results do not depend on it)");
+  s.study = example::study_options(flags, csv, {"scheme"}, 2);
+  return s;
+}
 
 }  // namespace
 
-int main(int argc, char** argv) try {
-  example::Flags flags(argc, argv, "hsgd demo: H-SGD against local SGD on benchmark B1 (non-convex logistic regression)");
-  const auto workers = flags.integer("workers", 64, "n, number of workers");
-  const auto groups = flags.integer("groups", 8, "N, number of local servers");
-  const auto local_period = flags.integer("local-period", 4, "I, local aggregation period");
-  const auto global_period = flags.integer("global-period", 32, "G, global aggregation period");
-  const auto steps = flags.integer("steps", 1024, "T, local steps per worker");
-  const auto batch = flags.integer("batch", 16, "minibatch size (uniform, with replacement)");
-  const auto dimension = flags.integer("dimension", 100, "d, model size");
-  const auto samples = flags.integer("samples", 512, "m, samples per worker");
-  const double learning_rate = flags.real("lr", 0.05, "gamma, learning rate");
-  const double heterogeneity = flags.real("heterogeneity", 1.0, "how non-IID the workers' labels are");
-  const auto seed = flags.integer("seed", 1, "seed for data and sampling");
-  const auto csv_path = flags.text("csv", "", "write a probe record every 16 steps to this CSV file");
-  const auto threads = flags.integer("threads", 1, "threads per run (results do not depend on it)");
-  const auto checkpoints = example::CheckpointFlags::read(flags);
-  if (flags.help_requested()) return 0;
-
-  hsgd::B1Data data;
-  data.workers = workers;
-  data.samples_per_worker = samples;
-  data.dimension = dimension;
-  data.heterogeneity = heterogeneity;
-  data.seed = static_cast<std::uint64_t>(seed);
-  const auto shards = hsgd::make_b1_shards(data);
-
-  hsgd::Options options;
-  options.learning_rate = learning_rate;
-  options.steps = steps;
-  options.seed = static_cast<std::uint64_t>(seed);
-  options.threads = threads;
-
-  const std::vector<std::pair<std::string, hsgd::Topology>> schemes{
-      {fmt::format("local SGD, P = I = {}", local_period), hsgd::Topology::local_sgd(workers, local_period)},
-      {fmt::format("H-SGD, I = {}, G = {}", local_period, global_period),
-       hsgd::Topology::two_level(workers, groups, local_period, global_period)},
-      {fmt::format("local SGD, P = G = {}", global_period), hsgd::Topology::local_sgd(workers, global_period)},
-  };
-
-  fmt::print("B1: n = {}, N = {}, d = {}, m = {}, batch = {}, gamma = {}, T = {}\n", workers, groups, dimension, samples,
-             batch, learning_rate, steps);
-  example::Study study(flags, checkpoints, csv_path, {"scheme"}, 2);
-  std::vector<Row> rows;
-  for (std::size_t k = 0; k < schemes.size(); ++k) {
-    const auto& [name, topology] = schemes[k];
-    const auto run = static_cast<hsgd::Index>(k);
-    fmt::print("  {}\n", name);
-    if (!study.finished(run)) {
-      hsgd::Engine engine(topology, shards, hsgd::UniformSampler(batch), options, hsgd::Sgd{}, hsgd::ConstantRate{},
-                          hsgd::RandomGrouping{});
-      Progress progress(std::max<hsgd::Index>(1, steps / 64), dimension);
-      if (study.csv() != nullptr) study.csv()->set_tags({name});
-      example::RunRecorder recorder{study.csv(), {}};
-      auto probe = hsgd::make_probe(engine, {.gradient_every = 16, .model_every = 16, .subsample = 32}, recorder);
-      if (!study.run(run, engine, std::tie(progress, probe), progress, probe)) return study.exit_code();
-      const hsgd::Vector<double> average = engine.global_average();
-      const double loss = engine.loss(average);
-      const double gradient_norm_squared = engine.gradient(average).squaredNorm();
-      fmt::print("    f(xbar_T) = {:.6f}, ||grad f(xbar_T)||^2 = {:.4e}\n", loss, gradient_norm_squared);
-      study.finish(run, {loss, gradient_norm_squared, progress.mean()}, engine, std::tie(progress, probe));
-    }
-    const auto& result = study.result(run);
-    rows.push_back({name, result.at(0), result.at(1), result.at(2)});
-  }
-
-  fmt::print("\n{:<28} {:>12} {:>20} {:>22}\n", "scheme", "f(xbar_T)", "||grad f(xbar_T)||^2",
-             "mean ||grad f(xbar)||^2");
-  for (const auto& row : rows) {
-    fmt::print("{:<28} {:>12.6f} {:>20.4e} {:>22.4e}\n", row.scheme, row.loss, row.gradient_norm_squared,
-               row.mean_gradient_norm_squared);
-  }
-  if (study.csv() != nullptr) fmt::print("wrote {}\n", csv_path);
-  return 0;
-} catch (const std::exception& error) {
-  fmt::print(stderr, "demo: {}\n", error.what());
-  return 1;
-}
+int main(int argc, char** argv) { return example::main(argc, argv, description, read_settings, run, print_table); }

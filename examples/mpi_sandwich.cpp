@@ -9,10 +9,7 @@
 //   mpirun -np 4 mpi_sandwich                       (as root: add --allow-run-as-root)
 //   mpirun -np 8 --oversubscribe mpi_sandwich --csv mpi_sandwich.csv
 
-#include <chrono>
 #include <cstdint>
-#include <exception>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,64 +29,45 @@ struct Settings : example::RunFlags {
   double heterogeneity = 8.0;
 };
 
-const std::vector<std::string> scheme_names{"local-sgd-I", "hsgd-random", "local-sgd-G"};
+const std::vector<std::string> schemes{"local-sgd-I", "hsgd-random", "local-sgd-G"};
+/// A run's results (example::probe_results, then f(xbar_T)).
+enum Result : std::size_t { mean_gradient_norm_squared, mean_d_up, mean_d_down, messages, final_loss };
 
-struct Outcome {
-  double mean_gradient_norm_squared, mean_d_up, mean_d_down, final_loss;
-  hsgd::Index messages;
+/// A run's communication: per level, its period and traffic over all ranks; and its seconds.
+struct Communication {
   std::vector<hsgd::Index> periods;
-  std::vector<hsgd::mpi::Traffic> traffic;  // per level, over all ranks
+  std::vector<hsgd::mpi::Traffic> traffic;
   double seconds;
 };
 
-/// Runs one scheme; every rank returns the same outcome.
+/// Runs one scheme as the study's next run; every rank returns the same.
 template <class Grouping>
-Outcome run_scheme(const Settings& s, const hsgd::Topology& topology, Grouping grouping, std::uint64_t seed,
-                   const std::string& scheme, hsgd::CsvRecorder* csv) {
-  hsgd::B1Data data;
-  data.workers = s.workers;
-  data.dimension = s.dimension;
-  data.heterogeneity = s.heterogeneity;
-  data.seed = seed;
+Communication run_scheme(const Settings& s, hsgd::Study& study, const hsgd::Topology& topology, Grouping grouping,
+                         std::uint64_t seed, const std::string& scheme) {
+  const hsgd::B1Data data{.workers = s.workers, .dimension = s.dimension, .heterogeneity = s.heterogeneity, .seed = seed};
   const auto make_shard = [&](hsgd::Index j) { return hsgd::make_b1_shard(data, j); };  // this rank's workers only
   hsgd::Engine engine(topology, make_shard, hsgd::UniformSampler(s.batch), s.options(seed, s.threads), std::move(grouping),
                       hsgd::mpi::Cluster(MPI_COMM_WORLD));
-  if (csv != nullptr) csv->set_tags({scheme, std::to_string(seed)});
-  example::RunRecorder recorder{csv, {}};
-  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = s.probe_every}, recorder);
-  const auto begin = std::chrono::steady_clock::now();
-  const hsgd::Summary summary = engine.run(probe);
-  const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - begin;
-  const auto& rows = recorder.memory.rows;
-  return {hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared),
-          hsgd::time_average(rows, &hsgd::ProbeRecord::d_up),
-          hsgd::time_average(rows, &hsgd::ProbeRecord::d_down),
-          summary.loss,
-          rows.empty() ? 0 : rows.back().messages,
-          summary.periods,
-          engine.backend().traffic_over_ranks(),
-          seconds.count()};
+  study.set_tags({scheme, std::to_string(seed)});
+  auto probe = hsgd::make_probe(engine, {.gradient_every = s.probe_every, .model_every = s.probe_every}, study);
+  const hsgd::Summary summary = study.run(engine, probe).value();  // no checkpoints: never stopped
+  study.finish(example::probe_results(study.records(), {summary.loss}));
+  return {summary.periods, engine.backend().traffic_over_ranks(), summary.seconds};
 }
 
-std::vector<double> field(const std::vector<Outcome>& outcomes, double Outcome::*member) {
-  std::vector<double> values;
-  for (const auto& outcome : outcomes) values.push_back(outcome.*member);
-  return values;
-}
-
-void print_tables(const Settings& s, const std::vector<std::vector<Outcome>>& outcomes, int ranks) {
+void print_tables(const Settings& s, const hsgd::Study& study, const std::vector<Communication>& first_seed, int ranks) {
+  const auto values = [&](std::size_t k, Result field) { return example::over_seeds(study, schemes.size(), k, field); };
   fmt::print("\n{:<12} {:>24} {:>11} {:>11} {:>10} {:>9}\n", "scheme", "mean ||grad f(xbar)||^2", "D_up", "D_down",
              "f(xbar_T)", "messages");
-  for (std::size_t k = 0; k < scheme_names.size(); ++k) {
-    const auto gradient = hsgd::sample_mean(field(outcomes[k], &Outcome::mean_gradient_norm_squared));
-    fmt::print("{:<12} {:>14.6e} +- {:<7.1e} {:>11.4e} {:>11.4e} {:>10.6f} {:>9}\n", scheme_names[k], gradient.mean,
-               gradient.standard_error, hsgd::sample_mean(field(outcomes[k], &Outcome::mean_d_up)).mean,
-               hsgd::sample_mean(field(outcomes[k], &Outcome::mean_d_down)).mean,
-               hsgd::sample_mean(field(outcomes[k], &Outcome::final_loss)).mean, outcomes[k].front().messages);
+  for (std::size_t k = 0; k < schemes.size(); ++k) {
+    const auto gradient = hsgd::sample_mean(values(k, mean_gradient_norm_squared));
+    fmt::print("{:<12} {:>14.6e} +- {:<7.1e} {:>11.4e} {:>11.4e} {:>10.6f} {:>9}\n", schemes[k], gradient.mean,
+               gradient.standard_error, hsgd::sample_mean(values(k, mean_d_up)).mean,
+               hsgd::sample_mean(values(k, mean_d_down)).mean, hsgd::sample_mean(values(k, final_loss)).mean,
+               static_cast<hsgd::Index>(study.result(static_cast<hsgd::Index>(k))[messages]));
   }
-  const auto check = hsgd::check_sandwich(field(outcomes[0], &Outcome::mean_gradient_norm_squared),
-                                          field(outcomes[1], &Outcome::mean_gradient_norm_squared),
-                                          field(outcomes[2], &Outcome::mean_gradient_norm_squared));
+  const auto check = hsgd::check_sandwich(values(0, mean_gradient_norm_squared), values(1, mean_gradient_norm_squared),
+                                          values(2, mean_gradient_norm_squared));
   fmt::print("(means over {} seeds, +- one standard error; D_up, D_down time-averaged at xbar_t)\n", s.seeds);
   fmt::print("local-sgd-I <= hsgd-random <= local-sgd-G: {}\n", check);
 
@@ -97,11 +75,11 @@ void print_tables(const Settings& s, const std::vector<std::vector<Outcome>>& ou
              "over the ranks; seconds of the slowest rank)\n", ranks);
   fmt::print("{:<12} {:>6} {:>8} {:>10} {:>10} {:>10} {:>10}\n", "scheme", "level", "period", "x-rounds", "messages", "MB",
              "comm s");
-  for (std::size_t k = 0; k < scheme_names.size(); ++k) {
-    const Outcome& first = outcomes[k].front();
+  for (std::size_t k = 0; k < schemes.size(); ++k) {
+    const Communication& first = first_seed[k];
     for (std::size_t level = 0; level < first.traffic.size(); ++level) {
       const auto& t = first.traffic[level];
-      fmt::print("{:<12} {:>6} {:>8} {:>10} {:>10} {:>10.3f} {:>10.4f}\n", scheme_names[k], level + 1,
+      fmt::print("{:<12} {:>6} {:>8} {:>10} {:>10} {:>10.3f} {:>10.4f}\n", schemes[k], level + 1,
                  first.periods[level], t.rounds, t.messages, t.bytes / 1e6, t.seconds);
     }
     fmt::print("{:<12} {:>6} {:>8} {:>10} {:>10} {:>10} {:>10.4f}\n", "", "run", "", "", "", "", first.seconds);
@@ -116,15 +94,8 @@ int run(int argc, char** argv) {
   example::Flags flags(argc, argv,
                        "mpi_sandwich: local SGD with period I, H-SGD(I, G) with random groups and local SGD with period "
                        "G over MPI, on B1's non-IID logistic problem; the same results at any number of ranks");
-  Settings s{};
-  example::RunFlags defaults;
-  defaults.workers = 64;
-  defaults.groups = 8;
-  defaults.steps = 256;
-  defaults.seeds = 4;
-  defaults.probe_every = 16;
-  defaults.learning_rate = 0.5;
-  static_cast<example::RunFlags&>(s) = example::RunFlags::read(flags, defaults);
+  Settings s{example::RunFlags::read(
+      flags, {.workers = 64, .groups = 8, .learning_rate = 0.5, .steps = 256, .seeds = 4, .probe_every = 16})};
   s.threads = flags.integer("threads", 1, "threads per rank (results do not depend on it)");
   s.dimension = flags.integer("dimension", 100, "d, B1's feature dimension");
   s.heterogeneity = flags.real("heterogeneity", 8.0, "how non-IID the workers' labelling models are (B1's h)");
@@ -135,27 +106,25 @@ int run(int argc, char** argv) {
                "h = {}; {} seeds x 3 schemes\n",
                ranks, s.workers, s.groups, s.local_period, s.global_period, s.learning_rate, s.steps, s.batch,
                s.dimension, s.heterogeneity, s.seeds);
-  std::optional<hsgd::CsvRecorder> csv;  // written by rank 0 alone
-  if (rank == 0 && !s.csv.empty()) csv.emplace(s.csv, std::vector<std::string>{"scheme", "seed"}, 2);
-  hsgd::CsvRecorder* csv_pointer = csv ? &*csv : nullptr;
-
+  // The CSV file is written by rank 0 alone; a study over MPI runs without checkpoints.
+  hsgd::Study study({.csv = rank == 0 ? s.csv : "", .tags = {"scheme", "seed"}, .levels = 2});
   const hsgd::Topology hierarchy = hsgd::Topology::two_level(s.workers, s.groups, s.local_period, s.global_period);
-  std::vector<std::vector<Outcome>> outcomes(scheme_names.size());
+  std::vector<Communication> first_seed;
   for (hsgd::Index seed = 1; seed <= s.seeds; ++seed) {
     const auto u = static_cast<std::uint64_t>(seed);
-    outcomes[0].push_back(run_scheme(s, hsgd::Topology::local_sgd(s.workers, s.local_period), hsgd::ContiguousGrouping{}, u,
-                                     scheme_names[0], csv_pointer));
-    outcomes[1].push_back(run_scheme(s, hierarchy, hsgd::RandomGrouping{}, u, scheme_names[1], csv_pointer));
-    outcomes[2].push_back(run_scheme(s, hsgd::Topology::local_sgd(s.workers, s.global_period), hsgd::ContiguousGrouping{}, u,
-                                     scheme_names[2], csv_pointer));
+    const std::vector<Communication> these{
+        run_scheme(s, study, hsgd::Topology::local_sgd(s.workers, s.local_period), hsgd::ContiguousGrouping{}, u, schemes[0]),
+        run_scheme(s, study, hierarchy, hsgd::RandomGrouping{}, u, schemes[1]),
+        run_scheme(s, study, hsgd::Topology::local_sgd(s.workers, s.global_period), hsgd::ContiguousGrouping{}, u, schemes[2])};
+    if (seed == 1) first_seed = these;
     if (rank == 0)
-      fmt::print(stderr, "  seed {:>3} done: {:.1f} s, {:.1f} s, {:.1f} s\n", seed, outcomes[0].back().seconds,
-                 outcomes[1].back().seconds, outcomes[2].back().seconds);
+      fmt::print(stderr, "  seed {:>3} done: {:.1f} s, {:.1f} s, {:.1f} s\n", seed, these[0].seconds, these[1].seconds,
+                 these[2].seconds);
   }
   if (rank == 0) {
-    print_tables(s, outcomes, ranks);
-    if (csv) {
-      csv->close();
+    print_tables(s, study, first_seed, ranks);
+    if (study.csv() != nullptr) {
+      study.csv()->close();
       fmt::print("wrote {}\n", s.csv);
     }
   }

@@ -1,9 +1,10 @@
 #pragma once
 // What the science examples share: a non-IID classification problem made from flags (data,
-// partition, objective), the group-IID and group-non-IID layouts of its workers, and a recorder
-// that keeps a run's probe records in memory while writing them to the CSV file.
+// partition, objective), the sizes of its groups, and a study's results gathered over seeds.
 
 #include <cstdint>
+#include <initializer_list>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,40 +19,27 @@ namespace example {
 
 /// The run's flags every science example takes; each example passes its own defaults.
 struct RunFlags {
-  hsgd::Index workers = 32;
-  hsgd::Index groups = 4;
-  hsgd::Index local_period = 4;
-  hsgd::Index global_period = 32;
-  hsgd::Index steps = 1024;
-  hsgd::Index batch = 16;
-  hsgd::Index seeds = 3;
-  hsgd::Index probe_every = 32;
+  hsgd::Index workers = 32, groups = 4, local_period = 4, global_period = 32;
   double learning_rate = 0.05;
-  std::string csv;
+  hsgd::Index steps = 1024, batch = 16, seeds = 3, probe_every = 32;
+  std::string csv{};
 
-  static RunFlags read(Flags& flags, const RunFlags& defaults) {
-    RunFlags r;
-    r.workers = flags.integer("workers", defaults.workers, "n, number of workers");
-    r.groups = flags.integer("groups", defaults.groups, "N, number of local servers (level-1 units)");
-    r.local_period = flags.integer("local-period", defaults.local_period, "I, local (level-1) aggregation period");
-    r.global_period = flags.integer("global-period", defaults.global_period, "G, global aggregation period");
-    r.learning_rate = flags.real("lr", defaults.learning_rate, "gamma, learning rate");
-    r.steps = flags.integer("steps", defaults.steps, "T, local steps per worker");
-    r.batch = flags.integer("batch", defaults.batch, "minibatch size (uniform, with replacement)");
-    r.seeds = flags.integer("seeds", defaults.seeds, "seeds 1..k: data, partition, grouping and sampling");
-    r.probe_every = flags.integer("probe-every", defaults.probe_every, "steps between gradient-space probe measurements");
-    r.csv = flags.text("csv", defaults.csv, "write every probe record to this CSV file (tag columns first, then step,...)");
-    return r;
+  static RunFlags read(Flags& flags, const RunFlags& d) {
+    return {.workers = flags.integer("workers", d.workers, "n, number of workers"),
+            .groups = flags.integer("groups", d.groups, "N, number of local servers (level-1 units)"),
+            .local_period = flags.integer("local-period", d.local_period, "I, local (level-1) aggregation period"),
+            .global_period = flags.integer("global-period", d.global_period, "G, global aggregation period"),
+            .learning_rate = flags.real("lr", d.learning_rate, "gamma, learning rate"),
+            .steps = flags.integer("steps", d.steps, "T, local steps per worker"),
+            .batch = flags.integer("batch", d.batch, "minibatch size (uniform, with replacement)"),
+            .seeds = flags.integer("seeds", d.seeds, "seeds 1..k: data, partition, grouping and sampling"),
+            .probe_every = flags.integer("probe-every", d.probe_every, "steps between gradient-space probe measurements"),
+            .csv = flags.text("csv", d.csv, "write every probe record to this CSV file (tag columns first, then step,...)")};
   }
 
   /// The engine's options for one seed's run.
   [[nodiscard]] hsgd::Options options(std::uint64_t seed, hsgd::Index threads = 1) const {
-    hsgd::Options options;
-    options.learning_rate = learning_rate;
-    options.steps = steps;
-    options.seed = seed;
-    options.threads = threads;
-    return options;
+    return {.learning_rate = learning_rate, .steps = steps, .seed = seed, .threads = threads};
   }
 };
 
@@ -66,15 +54,8 @@ inline std::vector<hsgd::Index> group_sizes(const hsgd::Topology& topology) {
 struct ProblemFlags {
   std::string objective;   // softmax | tanh
   std::string partition;   // shards | dirichlet | two-level | iid
-  hsgd::Index classes = 4;
-  hsgd::Index dimension = 20;
-  hsgd::Index samples_per_worker = 128;
-  hsgd::Index hidden = 16;
-  double separation = 2.0;
-  double alpha = 0.1;
-  double alpha_group = 0.1;
-  double alpha_worker = 100.0;
-  hsgd::Index shards_per_worker = 1;
+  hsgd::Index classes, dimension, samples_per_worker, hidden, shards_per_worker;
+  double separation, alpha, alpha_group, alpha_worker;
 
   static ProblemFlags read(Flags& flags) {
     ProblemFlags p;
@@ -102,13 +83,10 @@ struct SplitData {
 
 inline SplitData make_split(const ProblemFlags& p, const std::vector<hsgd::Index>& group_sizes, hsgd::Index workers,
                             std::uint64_t seed) {
-  hsgd::GaussianMixtureOptions mixture;
-  mixture.classes = p.classes;
-  mixture.dimension = p.dimension;
-  mixture.samples = workers * p.samples_per_worker;
-  mixture.separation = p.separation;
-  mixture.seed = seed;
-  SplitData split{hsgd::make_gaussian_mixture<double>(mixture), {}};
+  SplitData split{hsgd::make_gaussian_mixture<double>({.classes = p.classes, .dimension = p.dimension,
+                                                       .samples = workers * p.samples_per_worker,
+                                                       .separation = p.separation, .proportions = {}, .seed = seed}),
+                  {}};
   const auto& labels = split.data.labels;
   if (p.partition == "shards") {
     split.partition = hsgd::partition_shards(labels, p.classes,
@@ -117,13 +95,9 @@ inline SplitData make_split(const ProblemFlags& p, const std::vector<hsgd::Index
     split.partition = hsgd::partition_dirichlet(labels, p.classes,
                                                 {.workers = workers, .alpha = p.alpha, .min_size = 8, .seed = seed});
   } else if (p.partition == "two-level") {
-    hsgd::TwoLevelDirichletOptions options;
-    options.group_sizes = group_sizes;
-    options.alpha_group = p.alpha_group;
-    options.alpha_worker = p.alpha_worker;
-    options.min_size = 8;
-    options.seed = seed;
-    split.partition = hsgd::partition_two_level_dirichlet(labels, p.classes, options);
+    split.partition = hsgd::partition_two_level_dirichlet(
+        labels, p.classes,
+        {.group_sizes = group_sizes, .alpha_group = p.alpha_group, .alpha_worker = p.alpha_worker, .min_size = 8, .seed = seed});
   } else if (p.partition == "iid") {
     split.partition = hsgd::partition_iid(labels, p.classes, {.workers = workers, .seed = seed});
   } else {
@@ -150,15 +124,25 @@ void with_objective(const ProblemFlags& p, const SplitData& split, std::uint64_t
   }
 }
 
-/// Keeps a run's records in memory and, when a CSV file is open, writes them there too.
-struct RunRecorder {
-  hsgd::CsvRecorder* csv = nullptr;
-  hsgd::MemoryRecorder memory;
+/// A run's results: the time averages of ||grad f(xbar_t)||^2, D_up, D_down, the messages, then `more`.
+inline std::vector<double> probe_results(const std::vector<hsgd::ProbeRecord>& rows, std::initializer_list<double> more = {}) {
+  std::vector<double> results{hsgd::time_average(rows, &hsgd::ProbeRecord::gradient_norm_squared),
+                              hsgd::time_average(rows, &hsgd::ProbeRecord::d_up), hsgd::time_average(rows, &hsgd::ProbeRecord::d_down),
+                              rows.empty() ? 0.0 : static_cast<double>(rows.back().messages)};
+  results.insert(results.end(), more);
+  return results;
+}
 
-  void record(const hsgd::ProbeRecord& row) {
-    if (csv != nullptr) csv->record(row);
-    memory.record(row);
-  }
-};
+/// Result `field` of scheme `scheme` in every seed, from a study that ran `schemes` schemes per seed.
+inline std::vector<double> over_seeds(const hsgd::Study& study, std::size_t schemes, std::size_t scheme, std::size_t field) {
+  std::vector<double> values;
+  for (std::size_t run = scheme; run < study.results().size(); run += schemes) values.push_back(study.results()[run].at(field));
+  return values;
+}
+/// Their sum, in seed order.
+inline double sum_over_seeds(const hsgd::Study& study, std::size_t schemes, std::size_t scheme, std::size_t field) {
+  const auto values = over_seeds(study, schemes, scheme, field);
+  return std::accumulate(values.begin(), values.end(), 0.0);
+}
 
 }  // namespace example

@@ -59,10 +59,13 @@
 #include "hsgd/run/observer.hpp"
 #include "hsgd/run/options.hpp"
 #include "hsgd/run/plugins.hpp"
+#include "hsgd/run/progress.hpp"
 #include "hsgd/run/state.hpp"
 #include "hsgd/run/summary.hpp"
 #include "hsgd/run/thread_pool.hpp"
 #include "hsgd/time/clock.hpp"
+
+#include "hsgd/study/study.hpp"
 
 #include "hsgd/theory/bound.hpp"
 #include "hsgd/theory/closed_forms.hpp"
